@@ -1,0 +1,36 @@
+"""Timestamps in the RFC 3339 nano format the Engine API uses."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def rfc3339_nano(ts: float | None = None, ns: int | None = None) -> str:
+    """Format a UNIX time (seconds or nanoseconds) like Go's time.RFC3339Nano in UTC."""
+    if ns is None:
+        ns = time.time_ns() if ts is None else int(ts * 1_000_000_000)
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}Z"
+
+
+def parse_rfc3339(value: str) -> float:
+    """Parse an RFC 3339 timestamp (nanosecond fraction allowed) to UNIX seconds."""
+    if not value or value.startswith("0001-01-01"):
+        return 0.0
+    main, _, frac = value.rstrip("Z").partition(".")
+    tz = 0
+    for sign in "+-":
+        if sign in frac:
+            frac, _, off = frac.partition(sign)
+            hh, _, mm = off.partition(":")
+            tz = (int(hh) * 3600 + int(mm or 0) * 60) * (1 if sign == "+" else -1)
+    if "+" in main[10:]:
+        main, _, off = main.rpartition("+")
+        hh, _, mm = off.partition(":")
+        tz = int(hh) * 3600 + int(mm or 0) * 60
+    dt = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    return dt.timestamp() + (float("0." + frac) if frac else 0.0) - tz
