@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything dockyard and its tests need on a fresh Debian 12 machine (run as root):
+# system packages (busybox-static for the base image, runc/crun as alternative runtimes, skopeo and
+# the docker CLI as real clients) and the project's virtualenv in .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(busybox-static runc crun iproute2 nftables iptables python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/pip install -q -e '.[test]'

@@ -1,0 +1,569 @@
+"""The container service: create, start, stop, kill, wait, remove, list, logs, attach, export.
+
+Containers run under a monitor process each (runtime/monitor.py); this service drives monitors
+through runtime.shim.MonitorHandle and keeps one waiter thread per running container, which
+records the exit and cleans up (unmount, --rm) when the monitor reports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal as signals
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from dockyard.daemon.container import (
+    CONFIG_DEFAULTS,
+    DEFAULT_STOP_TIMEOUT,
+    HOST_CONFIG_DEFAULTS,
+    Container,
+    merge_image_config,
+    new_record,
+)
+from dockyard.daemon.events import EventBus
+from dockyard.daemon.names import random_name, validate_name
+from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidParameter, NotModified
+from dockyard.runtime.base import RuntimeFailure
+from dockyard.util.fs import read_json
+from dockyard.util.ids import new_id
+
+log = logging.getLogger("dockyard.containers")
+
+KNOWN_RUNTIMES = ("builtin", "runc", "crun")
+
+
+def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int:
+    """Docker accepts "SIGTERM", "TERM", "15"."""
+    if value in (None, ""):
+        return default
+    text = str(value).upper()
+    if text.isdigit():
+        return int(text)
+    name = text if text.startswith("SIG") else "SIG" + text
+    try:
+        return int(signals.Signals[name])
+    except KeyError:
+        raise InvalidParameter(f"Invalid signal: {value}") from None
+
+
+class ContainerService:
+    def __init__(
+        self,
+        root: Path,
+        exec_root: Path,
+        images: Any,
+        snapshotter: Any,
+        events: EventBus,
+        default_runtime: str = "builtin",
+    ) -> None:
+        self.root = root
+        self.exec_root = exec_root
+        self.images = images
+        self.snapshotter = snapshotter
+        self.events = events
+        self.default_runtime = default_runtime
+        self._containers: dict[str, Container] = {}
+        self._names: dict[str, str] = {}
+        self._lock = threading.RLock()
+        root.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ lookup
+    def all(self) -> list[Container]:
+        with self._lock:
+            return list(self._containers.values())
+
+    def get(self, ref: str) -> Container:
+        """Docker's lookup order: full id, name, unique id prefix."""
+        with self._lock:
+            if ref in self._containers:
+                return self._containers[ref]
+            cid = self._names.get("/" + ref.lstrip("/"))
+            if cid:
+                return self._containers[cid]
+            if ref:
+                found = [c for i, c in self._containers.items() if i.startswith(ref)]
+                if len(found) == 1:
+                    return found[0]
+                if len(found) > 1:
+                    raise InvalidParameter(f"Multiple IDs found with provided prefix: {ref}")
+        raise ContainerNotFound(ref)
+
+    def image_users(self, image_id: str) -> list[Container]:
+        return [c for c in self.all() if c.record["Image"] == image_id]
+
+    # ------------------------------------------------------------------ restore
+    def restore(self) -> None:
+        """Load every record; reconnect to monitors of containers that kept running."""
+        for entry in sorted(self.root.iterdir()):
+            record = read_json(entry / "config.v2.json")
+            if not record:
+                if entry.is_dir() and not any(entry.glob("config.v2.json*")):
+                    shutil.rmtree(entry, ignore_errors=True)  # a create that crashed half way
+                continue
+            c = Container(record, self.root)
+            self._containers[c.id] = c
+            self._names[c.name] = c.id
+            if record["State"]["Status"] == "removing":
+                threading.Thread(target=self._remove_now, args=(c,), daemon=True).start()
+                continue
+            if c.running:
+                self._reattach(c)
+
+    def _reattach(self, c: Container) -> None:
+        from dockyard.runtime.shim import MonitorHandle, read_exit_status
+
+        handle = MonitorHandle.connect(str(c.dir))
+        if handle is not None:
+            c.monitor = handle
+            self._spawn_waiter(c, handle)
+            return
+        status = read_exit_status(str(c.dir))
+        with c.lock:
+            if status is not None:
+                c.set_exited(status.exit_code, status.finished_at, status.oom_killed, status.error or "")
+            else:
+                c.set_exited(255, error="container monitor exited unexpectedly")
+        self._after_exit(c)
+
+    # ------------------------------------------------------------------ create
+    def create(self, body: dict[str, Any], name: str | None) -> Container:
+        image_ref = body.get("Image") or ""
+        if not image_ref:
+            raise InvalidParameter("config cannot be empty in order to create a container")
+        image = self.images.resolve(image_ref)
+        config = {**CONFIG_DEFAULTS, **{k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}}
+        host_config = {**HOST_CONFIG_DEFAULTS, **(body.get("HostConfig") or {})}
+        merge_image_config(config, image.config.get("config") or image.config.get("Config") or {})
+        self._validate_host_config(host_config)
+        if host_config.get("NetworkMode") in ("", "default", "bridge", None):
+            host_config["NetworkMode"] = "none"  # bridge networking is not there yet: loopback only
+        cid = new_id()
+        with self._lock:
+            if name:
+                full_name = validate_name(name)
+                if full_name in self._names:
+                    other = self._names[full_name]
+                    raise Conflict(
+                        f'Conflict. The container name "{full_name}" is already in use by container "{other}". '
+                        "You have to remove (or rename) that container to be able to reuse that name."
+                    )
+            else:
+                full_name = self._fresh_name()
+            self._names[full_name] = cid
+        try:
+            config["Image"] = image_ref
+            if not config.get("Hostname"):
+                config["Hostname"] = cid[:12]
+            record = new_record(cid, full_name, config, host_config, image.id, self.snapshotter.name, self.root)
+            c = Container(record, self.root)
+            c.dir.mkdir(mode=0o710)
+            c.rootfs.mkdir(parents=True)
+            self.snapshotter.prepare(cid, image.chain_id)
+            c.save()
+        except BaseException:
+            with self._lock:
+                self._names.pop(full_name, None)
+            shutil.rmtree(self.root / cid, ignore_errors=True)
+            try:
+                self.snapshotter.remove(cid)
+            except Exception:
+                pass
+            raise
+        with self._lock:
+            self._containers[cid] = c
+        self._event(c, "create")
+        return c
+
+    def _fresh_name(self) -> str:
+        for attempt in range(100):
+            name = "/" + random_name(attempt)
+            if name not in self._names:
+                return name
+        return "/" + new_id()[:16]
+
+    @staticmethod
+    def _validate_host_config(hc: dict[str, Any]) -> None:
+        runtime = hc.get("Runtime") or ""
+        if runtime and runtime not in KNOWN_RUNTIMES:
+            raise InvalidParameter(f"unknown or invalid runtime name: {runtime}")
+        if runtime in ("runc", "crun") and not shutil.which(runtime):
+            raise InvalidParameter(f"unknown or invalid runtime name: {runtime}")
+        memory = hc.get("Memory") or 0
+        if memory and memory < 6 * 1024 * 1024:
+            raise InvalidParameter("Minimum memory limit allowed is 6MB")
+        if (hc.get("NanoCpus") or 0) < 0:
+            raise InvalidParameter("Range of CPUs is from 0.01 to the number of CPUs available")
+        nano = hc.get("NanoCpus") or 0
+        if nano and nano > (os.cpu_count() or 1) * 1_000_000_000:
+            raise InvalidParameter(
+                f"Range of CPUs is from 0.01 to {os.cpu_count()}.00, as there are only {os.cpu_count()} CPUs available"
+            )
+        mode = hc.get("NetworkMode") or ""
+        if mode not in ("", "default", "bridge", "none", "host"):
+            raise InvalidParameter(f"network {mode} not found")
+
+    # ------------------------------------------------------------------ start
+    def start(self, ref: str) -> None:
+        c = self.get(ref)
+        with c.lock:
+            if c.running:
+                raise NotModified("container already started")
+            if c.removed or c.state["Status"] == "removing":
+                raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            self._start_locked(c)
+
+    def _start_locked(self, c: Container) -> None:
+        from dockyard.runtime.shim import MonitorHandle
+        from dockyard.runtime.spec import build_spec
+
+        runtime = c.host_config.get("Runtime") or self.default_runtime
+        self._mount(c)
+        try:
+            spec = build_spec(c.record, str(c.rootfs), cgroups_path=f"/dockyard/{c.id}")
+            if c.host_config.get("NetworkMode") == "host":
+                ns = spec["linux"]["namespaces"]
+                spec["linux"]["namespaces"] = [n for n in ns if n["type"] != "network"]
+            from dockyard.util.fs import write_json
+
+            write_json(c.bundle / "config.json", spec)
+            for stale in ("exit.json",):
+                (c.dir / stale).unlink(missing_ok=True)
+            handle = MonitorHandle.spawn(
+                container_id=c.id,
+                state_dir=str(c.dir),
+                bundle=str(c.bundle),
+                runtime=runtime,
+                runtime_root=str(self.exec_root / "runtime" / runtime),
+                tty=bool(c.config.get("Tty")),
+                open_stdin=bool(c.config.get("OpenStdin")),
+                stdin_once=bool(c.config.get("StdinOnce")),
+                log_path=str(c.log_path),
+            )
+        except RuntimeFailure as exc:
+            self._unmount(c)
+            c.set_start_failed(exc.exit_code, exc.message)
+            raise InvalidParameter(_start_error(exc.message)) from None
+        except BaseException:
+            self._unmount(c)
+            raise
+        pending, c.pending_attach = c.pending_attach, []
+        for session in pending:
+            session.connect(handle)
+        try:
+            handle.start()
+        except RuntimeFailure as exc:
+            try:
+                handle.wait()
+            except Exception:
+                pass
+            self._unmount(c)
+            c.set_start_failed(exc.exit_code, exc.message)
+            self._event(c, "die", exitCode=str(exc.exit_code))
+            if c.host_config.get("AutoRemove"):
+                threading.Thread(target=self._remove_now, args=(c,), daemon=True).start()
+            raise InvalidParameter(_start_error(exc.message)) from None
+        c.monitor = handle
+        c.set_running(handle.pid)
+        self._event(c, "start")
+        self._spawn_waiter(c, handle)
+
+    def _mount(self, c: Container) -> None:
+        if not os.path.ismount(c.rootfs):
+            self.snapshotter.mount(c.id, str(c.rootfs))
+
+    def _unmount(self, c: Container) -> None:
+        if os.path.ismount(c.rootfs):
+            try:
+                self.snapshotter.unmount(str(c.rootfs))
+            except OSError as exc:
+                log.warning("unmount %s: %s", c.rootfs, exc)
+
+    def _spawn_waiter(self, c: Container, handle: Any) -> None:
+        threading.Thread(target=self._wait_exit, args=(c, handle), name=f"wait-{c.id[:12]}", daemon=True).start()
+
+    def _wait_exit(self, c: Container, handle: Any) -> None:
+        from dockyard.runtime.shim import read_exit_status
+
+        try:
+            status = handle.wait()
+        except Exception as exc:  # monitor vanished: fall back to what it left on disk
+            log.warning("waiting for %s: %s", c.id[:12], exc)
+            status = read_exit_status(str(c.dir))
+        with c.lock:
+            if c.monitor is not handle:
+                return
+            if status is None:
+                c.set_exited(255, error="container monitor exited unexpectedly")
+            else:
+                c.set_exited(status.exit_code, status.finished_at, status.oom_killed, status.error or "")
+        self._after_exit(c)
+
+    def _after_exit(self, c: Container) -> None:
+        self._unmount(c)
+        if c.state["OOMKilled"]:
+            self._event(c, "oom")
+        self._event(c, "die", exitCode=str(c.state["ExitCode"]))
+        if c.host_config.get("AutoRemove"):
+            self._remove_now(c)
+
+    # ------------------------------------------------------------------ signals
+    def kill(self, ref: str, signal: str | int | None = None) -> None:
+        c = self.get(ref)
+        sig = parse_signal(signal)
+        with c.lock:
+            if not c.running or c.monitor is None:
+                raise Conflict(f"Cannot kill container: {ref}: container {c.id} is not running")
+            c.monitor.kill(sig)
+        self._event(c, "kill", signal=str(sig))
+
+    def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
+        c = self.get(ref)
+        if not c.running:
+            raise NotModified("container already stopped")
+        self._stop(c, timeout, signal)
+
+    def _stop(self, c: Container, timeout: int | None, signal: str | None) -> None:
+        sig = parse_signal(signal or c.config.get("StopSignal"), signals.SIGTERM)
+        if timeout is None:
+            timeout = c.config.get("StopTimeout")
+        if timeout is None:
+            timeout = DEFAULT_STOP_TIMEOUT
+        with c.lock:
+            generation = c.exit_count
+            if c.running and c.monitor is not None:
+                try:
+                    c.monitor.kill(sig)
+                except Exception as exc:
+                    log.debug("stop signal to %s: %s", c.id[:12], exc)
+            if timeout < 0:
+                c.changed.wait_for(lambda: c.exit_count != generation or not c.running)
+            elif not c.changed.wait_for(lambda: c.exit_count != generation or not c.running, timeout):
+                if c.monitor is not None:
+                    try:
+                        c.monitor.kill(signals.SIGKILL)
+                    except Exception as exc:
+                        log.debug("SIGKILL to %s: %s", c.id[:12], exc)
+                c.changed.wait_for(lambda: c.exit_count != generation or not c.running, 30)
+        self._event(c, "stop")
+
+    def restart(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
+        c = self.get(ref)
+        if c.running:
+            self._stop(c, timeout, signal)
+        with c.lock:
+            self._start_locked(c)
+        self._event(c, "restart")
+
+    # ------------------------------------------------------------------ wait
+    def wait(self, ref: str, condition: str = "not-running") -> Callable[[], dict[str, Any]]:
+        """Return a blocking function giving docker's wait body; the lookup happens now (404 early)."""
+        c = self.get(ref)
+        if condition not in ("", "not-running", "next-exit", "removed"):
+            raise InvalidParameter(f"invalid condition: {condition}")
+        with c.lock:
+            generation = c.exit_count
+
+        def block() -> dict[str, Any]:
+            with c.lock:
+                if condition == "removed":
+                    c.changed.wait_for(lambda: c.removed)
+                elif condition == "next-exit":
+                    c.changed.wait_for(lambda: c.exit_count != generation or c.removed)
+                else:
+                    c.changed.wait_for(lambda: not c.running or c.removed)
+                error = c.state.get("Error") or ""
+                return {"StatusCode": c.state["ExitCode"], "Error": {"Message": error} if error else None}
+
+        return block
+
+    # ------------------------------------------------------------------ remove
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        c = self.get(ref)
+        with c.lock:
+            if c.state["Status"] == "removing" and not force:
+                raise Conflict(f"removal of container {c.id} is already in progress")
+            if c.running:
+                if not force:
+                    raise Conflict(
+                        f"cannot remove container \"{c.name}\": container is running: stop the container "
+                        "before removing or force remove"
+                    )
+                self._stop(c, 0, "SIGKILL")
+        self._remove_now(c)
+
+    def _remove_now(self, c: Container) -> None:
+        with c.lock:
+            if c.removed:
+                return
+            if c.running:  # --rm raced with a restart; leave it
+                return
+            c.state["Status"] = "removing"
+            c.save()
+            self._unmount(c)
+            try:
+                self.snapshotter.remove(c.id)
+            except Exception as exc:
+                c.state["Status"] = "dead"
+                c.state["Dead"] = True
+                c.save()
+                raise DockyardError(f"unable to remove filesystem for {c.id}: {exc}") from exc
+            shutil.rmtree(c.dir, ignore_errors=True)
+            c.removed = True
+            c.changed.notify_all()
+        with self._lock:
+            self._containers.pop(c.id, None)
+            if self._names.get(c.name) == c.id:
+                del self._names[c.name]
+        self._event(c, "destroy")
+
+    # ------------------------------------------------------------------ rename
+    def rename(self, ref: str, new_name: str) -> None:
+        c = self.get(ref)
+        full = validate_name(new_name)
+        with self._lock:
+            if full == c.name:
+                raise InvalidParameter("Renaming a container with the same name as its current name")
+            if full in self._names:
+                raise Conflict(
+                    f'Conflict. The container name "{full}" is already in use by container "{self._names[full]}". '
+                    "You have to remove (or rename) that container to be able to reuse that name."
+                )
+            old = c.name
+            del self._names[old]
+            self._names[full] = c.id
+            with c.lock:
+                c.record["Name"] = full
+                c.save()
+        self._event(c, "rename", oldName=old)
+
+    # ------------------------------------------------------------------ list / inspect
+    def list(self, all_: bool = False, limit: int = -1, size: bool = False, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        from dockyard.daemon.filters import container_matches
+
+        items = sorted(self.all(), key=lambda c: c.record["Created"], reverse=True)
+        if limit and limit > 0:
+            all_ = True
+        out = []
+        for c in items:
+            if not all_ and not c.running:
+                continue
+            if filters and not container_matches(c, filters, self):
+                continue
+            out.append(c.summary(self._sizes(c) if size else None))
+            if limit and limit > 0 and len(out) >= limit:
+                break
+        return out
+
+    def _sizes(self, c: Container) -> dict[str, int]:
+        try:
+            rw = self.snapshotter.snapshot_size(c.id)
+        except Exception:
+            rw = 0
+        try:
+            image_size = self.images.resolve(c.record["Image"]).size
+        except Exception:
+            image_size = 0
+        return {"SizeRw": rw, "SizeRootFs": rw + image_size}
+
+    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
+        c = self.get(ref)
+        with c.lock:
+            record = dict(c.record)
+            record["GraphDriver"] = {"Name": self.snapshotter.name, "Data": None}
+            if size:
+                record.update(self._sizes(c))
+            return record
+
+    # ------------------------------------------------------------------ logs
+    def logs(
+        self, ref: str, *, stdout: bool, stderr: bool, follow: bool, since: float, until: float | None,
+        tail: int | None, timestamps: bool,
+    ) -> tuple[Container, Iterator[tuple[int, bytes]]]:
+        """Return (container, iterator of (stream, payload)); stream 1 stdout, 2 stderr."""
+        from dockyard.runtime.jsonlog import read_log
+
+        c = self.get(ref)
+        if c.host_config.get("LogConfig", {}).get("Type", "json-file") not in ("json-file", "local", ""):
+            raise InvalidParameter("configured logging driver does not support reading")
+
+        def gen() -> Iterator[tuple[int, bytes]]:
+            for entry in read_log(
+                str(c.log_path), stdout=stdout, stderr=stderr, since=since, until=until, tail=tail,
+                follow=follow, is_running=lambda: c.running and not c.removed,
+            ):
+                stream = 2 if entry.stream == "stderr" else 1
+                data = entry.data
+                if timestamps:
+                    data = entry.time.encode() + b" " + data
+                yield stream, data
+
+        return c, gen()
+
+    # ------------------------------------------------------------------ export
+    def export(self, ref: str) -> Iterator[bytes]:
+        from dockyard.image.layer import write_tree_tar
+
+        c = self.get(ref)
+        return _stream_writer(lambda out: self._with_rootfs(c, lambda root: write_tree_tar(root, out)))
+
+    def _with_rootfs(self, c: Container, fn: Callable[[str], None]) -> None:
+        """Run fn on the merged root, mounting it for the duration when the container is stopped."""
+        with c.lock:
+            mounted_here = not os.path.ismount(c.rootfs)
+            if mounted_here:
+                self.snapshotter.mount(c.id, str(c.rootfs), readonly=True)
+        try:
+            fn(str(c.rootfs))
+        finally:
+            if mounted_here:
+                with c.lock:
+                    if not c.running:
+                        self._unmount(c)
+
+    # ------------------------------------------------------------------ events
+    def _event(self, c: Container, action: str, **extra: str) -> None:
+        attrs = {"image": c.config.get("Image", ""), "name": c.name.lstrip("/")}
+        attrs.update({k: v for k, v in (c.config.get("Labels") or {}).items()})
+        attrs.update(extra)
+        self.events.publish("container", action, c.id, attrs)
+
+    def shutdown(self) -> None:
+        """Daemon shutdown: leave containers running (their monitors outlive us)."""
+
+
+def _start_error(message: str) -> str:
+    if "failed to create task" in message:
+        return message
+    return f"failed to create task for container: failed to create shim task: OCI runtime create failed: {message}: unknown"
+
+
+def _stream_writer(produce: Callable[[Any], None]) -> Iterator[bytes]:
+    """Turn a function that writes into a file object into an iterator of chunks (via a pipe thread)."""
+    read_fd, write_fd = os.pipe()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        with os.fdopen(write_fd, "wb", buffering=1 << 16) as out:
+            try:
+                produce(out)
+            except BrokenPipeError:
+                pass
+            except BaseException as exc:
+                errors.append(exc)
+                log.exception("stream producer failed")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        with os.fdopen(read_fd, "rb", buffering=0) as src:
+            while chunk := src.read(1 << 16):
+                yield chunk
+    finally:
+        thread.join(timeout=5)
+    if errors:
+        raise errors[0]
+

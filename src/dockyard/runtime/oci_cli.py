@@ -1,0 +1,228 @@
+"""Drive an external OCI runtime binary (runc or crun) through its command line.
+
+The monitor calls this backend exactly like the builtin one. Errors come from the runtime's
+`--log` file (JSON lines), so the container's own stderr pipe never has to be parsed. With a
+terminal the runtime allocates the pty inside the container and hands its master over a
+`--console-socket` (SCM_RIGHTS); the monitor takes it with `take_console`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import socket
+import subprocess
+import tempfile
+
+from dockyard.runtime.base import RuntimeFailure, Stdio
+
+CONSOLE_TIMEOUT = 30.0
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def exit_code_for(message: str) -> int:
+    """docker's mapping of a runtime's exec error to the container's exit code."""
+    lowered = message.lower()
+    if "executable file not found" in lowered or "no such file or directory" in lowered:
+        return 127
+    if "permission denied" in lowered or "exec format error" in lowered or "is a directory" in lowered:
+        return 126
+    return 125
+
+
+class OCICliRuntime:
+    """OCIRuntime over `runc`/`crun`; `state_root` is passed as their `--root`."""
+
+    def __init__(self, binary: str, state_root: str) -> None:
+        self.binary = shutil.which(binary) or binary
+        self.name = os.path.basename(binary)
+        self.state_root = state_root
+        self._consoles: dict[str, int] = {}
+        self._memory_cgroups: dict[str, str] = {}
+
+    # ------------------------------------------------------------------------- lifecycle
+
+    def create(self, container_id: str, bundle: str, stdio: Stdio) -> int:
+        """`<runtime> create`; returns the init's pid (a child of ours once the runtime exits)."""
+        os.makedirs(self.state_root, mode=0o700, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=".create-", dir=self.state_root)
+        try:
+            log = os.path.join(work, "log.json")
+            pid_file = os.path.join(work, "init.pid")
+            args = ["create", "--bundle", bundle, "--pid-file", pid_file]
+            if stdio.terminal:
+                console = os.path.join(work, "console.sock")
+                master, rc = self._create_with_console([*args, "--console-socket", console, container_id],
+                                                       log, console)
+            else:
+                master = None
+                proc = subprocess.Popen(
+                    self._command(log, [*args, container_id]),
+                    stdin=stdio.stdin if stdio.stdin is not None else subprocess.DEVNULL,
+                    stdout=stdio.stdout,
+                    stderr=stdio.stderr,
+                )
+                rc = proc.wait()
+            if rc != 0:
+                if master is not None:
+                    os.close(master)
+                self._force_delete(container_id)
+                raise self._failure("create", log, "")
+            with open(pid_file) as f:
+                pid = int(f.read().strip())
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        if master is not None:
+            self._consoles[container_id] = master
+        cgroup = _memory_cgroup_dir(pid)
+        if cgroup:
+            self._memory_cgroups[container_id] = cgroup
+        return pid
+
+    def take_console(self, container_id: str) -> int | None:
+        """The pty master received during create (terminal containers); the caller owns it."""
+        return self._consoles.pop(container_id, None)
+
+    def start(self, container_id: str) -> None:
+        """`<runtime> start`: the init execs the user process."""
+        self._run("start", [container_id])
+
+    def kill(self, container_id: str, signal: int) -> None:
+        """`<runtime> kill ID SIGNAL`."""
+        self._run("kill", [container_id, str(signal)])
+
+    def delete(self, container_id: str) -> None:
+        """`<runtime> delete --force`; a container the runtime no longer knows is fine."""
+        master = self._consoles.pop(container_id, None)
+        if master is not None:
+            os.close(master)
+        self._memory_cgroups.pop(container_id, None)
+        self._force_delete(container_id)
+
+    def oom_killed(self, container_id: str) -> bool:
+        """Whether the kernel OOM-killed a process of the container's memory cgroup.
+
+        Call after the init exited and before `delete` (which removes the cgroup)."""
+        cgroup = self._memory_cgroups.get(container_id)
+        return bool(cgroup) and _oom_kill_count(cgroup) > 0
+
+    # ------------------------------------------------------------------------- helpers
+
+    def _command(self, log: str | None, args: list[str]) -> list[str]:
+        head = [self.binary, "--root", self.state_root]
+        if log:
+            head += ["--log", log, "--log-format", "json"]
+        return head + args
+
+    def _run(self, op: str, args: list[str]) -> None:
+        with tempfile.TemporaryDirectory(prefix=f".{op}-", dir=self.state_root) as work:
+            log = os.path.join(work, "log.json")
+            proc = subprocess.run(
+                self._command(log, [op, *args]),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise self._failure(op, log, proc.stderr.decode(errors="replace"))
+
+    def _force_delete(self, container_id: str) -> None:
+        subprocess.run(
+            self._command(None, ["delete", "--force", container_id]),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
+
+    def _create_with_console(self, args: list[str], log: str, console: str) -> tuple[int | None, int]:
+        """Run create while accepting the pty master the runtime sends on `console`."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(console)
+            listener.listen(1)
+            proc = subprocess.Popen(
+                self._command(log, args),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            master = None
+            try:
+                master = _receive_console(listener, proc)
+            finally:
+                rc = proc.wait()
+            return master, rc
+
+    def _failure(self, op: str, log: str, stderr: str) -> RuntimeFailure:
+        message = _last_error(log) or stderr.strip() or f"{self.name} {op} failed"
+        return RuntimeFailure(f"OCI runtime {op} failed: {message}", exit_code_for(message))
+
+
+def _receive_console(listener: socket.socket, proc: subprocess.Popen[bytes]) -> int | None:
+    """Accept the runtime's console-socket connection and take the fd it sends."""
+    waited = 0.0
+    while waited < CONSOLE_TIMEOUT:
+        ready, _, _ = select.select([listener], [], [], 0.05)
+        if ready:
+            conn, _ = listener.accept()
+            with conn:
+                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+            if not fds:
+                return None
+            os.set_inheritable(fds[0], False)
+            return fds[0]
+        if proc.poll() is not None:
+            return None
+        waited += 0.05
+    proc.kill()
+    return None
+
+
+def _last_error(log: str) -> str:
+    """The last error message of a runtime's JSON log (runc and crun both write `msg`)."""
+    try:
+        with open(log, "rb") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return ""
+    message = ""
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal") and entry.get("msg"):
+            message = str(entry["msg"])
+    return message
+
+
+def _memory_cgroup_dir(pid: int) -> str:
+    """The memory cgroup directory of `pid` (v1 memory controller or the v2 unified tree)."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    unified = ""
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return os.path.join(CGROUP_ROOT, "memory", path.lstrip("/"))
+        if controllers == "":
+            unified = os.path.join(CGROUP_ROOT, path.lstrip("/"))
+    return unified if unified and os.path.exists(os.path.join(unified, "memory.events")) else ""
+
+
+def _oom_kill_count(cgroup: str) -> int:
+    """The `oom_kill` counter: memory.events (v2) or memory.oom_control (v1, kernel ≥ 4.13)."""
+    for name in ("memory.events", "memory.oom_control"):
+        try:
+            with open(os.path.join(cgroup, name)) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except OSError:
+            continue
+    return 0

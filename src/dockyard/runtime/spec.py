@@ -1,0 +1,247 @@
+"""Turn a container record (docker-inspect shape) into an OCI runtime-spec config.json.
+
+Mirrors what moby puts in a spec (oci/defaults.go, daemon/oci_linux.go) so that runc, crun and
+the builtin runtime all run the container the way docker would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.errors import InvalidParameter
+from dockyard.runtime.base import RuntimeFailure
+from dockyard.runtime.builtin.caps import DEFAULT_CAPABILITIES, all_capabilities
+from dockyard.runtime.user import UserLookupError, resolve_user
+
+OCI_VERSION = "1.2.0"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+DEFAULT_NOFILE = 1048576
+CPU_PERIOD = 100_000
+
+MASKED_PATHS = [
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+]  # fmt: skip
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+# moby oci/defaults.go: deny everything, then the devices every container may use.
+DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
+    {"allow": False, "access": "rwm"},
+    *(
+        {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+        for major, minor in ((1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1))
+    ),
+    {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+]
+
+_DEVPTS_OPTIONS = ["newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+NAMESPACES = ("pid", "network", "ipc", "uts", "mount")
+
+_RLIMIT_NAMES = {
+    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+    "rtprio", "rttime", "sigpending", "stack", "as",
+}  # fmt: skip
+
+
+def build_spec(
+    container: dict, rootfs: str, *, cgroups_path: str, netns_path: str | None = None
+) -> dict:
+    """The OCI config.json for `container`, whose root filesystem is mounted at `rootfs`."""
+    config = container.get("Config") or {}
+    host = container.get("HostConfig") or {}
+    privileged = bool(host.get("Privileged"))
+    hostname = config.get("Hostname") or container["Id"][:12]
+
+    spec: dict[str, Any] = {
+        "ociVersion": OCI_VERSION,
+        "root": {"path": "rootfs", "readonly": bool(host.get("ReadonlyRootfs"))},
+        "hostname": hostname,
+        "mounts": _mounts(container, host, privileged),
+        "process": _process(container, config, host, rootfs, hostname, privileged),
+        "linux": {
+            "namespaces": _namespaces(netns_path),
+            "cgroupsPath": cgroups_path,
+            "resources": resources_from_host_config(host, privileged),
+            "devices": [],
+            "sysctl": dict(host.get("Sysctls") or {}),
+            "maskedPaths": [] if privileged else list(MASKED_PATHS),
+            "readonlyPaths": [] if privileged else list(READONLY_PATHS),
+        },
+    }
+    if config.get("Domainname"):
+        spec["domainname"] = config["Domainname"]
+    return spec
+
+
+def _process(container: dict, config: dict, host: dict, rootfs: str, hostname: str, privileged: bool) -> dict:
+    try:
+        user = resolve_user(rootfs, config.get("User") or "")
+    except UserLookupError as exc:
+        raise RuntimeFailure(str(exc), 125) from None
+    caps = tweak_capabilities(list(DEFAULT_CAPABILITIES), host.get("CapAdd"), host.get("CapDrop"), privileged)
+    process: dict[str, Any] = {
+        "terminal": bool(config.get("Tty")),
+        "user": {"uid": user.uid, "gid": user.gid},
+        "args": [container["Path"], *(container.get("Args") or [])],
+        "env": container_env(config.get("Env") or [], hostname, bool(config.get("Tty"))),
+        "cwd": config.get("WorkingDir") or "/",
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "rlimits": _rlimits(host.get("Ulimits") or []),
+        "noNewPrivileges": _no_new_privileges(host.get("SecurityOpt") or []),
+    }
+    if user.additional_gids:
+        process["user"]["additionalGids"] = user.additional_gids
+    if host.get("OomScoreAdj"):
+        process["oomScoreAdj"] = int(host["OomScoreAdj"])
+    return process
+
+
+def container_env(env: list[str], hostname: str, tty: bool) -> list[str]:
+    """docker's CreateDaemonEnvironment: PATH if absent, HOSTNAME, TERM=xterm with a tty, then the
+    container's own variables replacing same-named ones."""
+    base = []
+    if not any(e.split("=", 1)[0] == "PATH" for e in env):
+        base.append(f"PATH={DEFAULT_PATH}")
+    base.append(f"HOSTNAME={hostname}")
+    if tty:
+        base.append("TERM=xterm")
+    merged: dict[str, str] = {}
+    for entry in base + list(env):
+        merged[entry.split("=", 1)[0]] = entry
+    return list(merged.values())
+
+
+def _normalize_caps(names: list[str] | None) -> tuple[list[str], bool]:
+    """Docker accepts `net_admin`, `NET_ADMIN` and `CAP_NET_ADMIN`; "ALL" is a flag."""
+    known = set(all_capabilities())
+    result: list[str] = []
+    everything = False
+    for raw in names or ():
+        name = raw.strip().upper()
+        if name == "ALL":
+            everything = True
+            continue
+        if not name.startswith("CAP_"):
+            name = "CAP_" + name
+        if name not in known:
+            raise InvalidParameter(f"unknown capability: {raw!r}".replace("'", '"'))
+        if name not in result:
+            result.append(name)
+    return result, everything
+
+
+def tweak_capabilities(
+    basics: list[str], adds: list[str] | None, drops: list[str] | None, privileged: bool
+) -> list[str]:
+    """moby's caps.TweakCapabilities: privileged → all; add ALL → all minus drops; drop ALL → only adds."""
+    if privileged:
+        return all_capabilities()
+    if not adds and not drops:
+        return list(basics)
+    cap_drop, drop_all = _normalize_caps(drops)
+    cap_add, add_all = _normalize_caps(adds)
+    if add_all:
+        return [c for c in all_capabilities() if c not in cap_drop]
+    if drop_all:
+        return cap_add
+    caps = [c for c in basics if c not in cap_drop]
+    return caps + [c for c in cap_add if c not in caps]
+
+
+def _rlimits(ulimits: list[dict]) -> list[dict]:
+    limits = {"nofile": (DEFAULT_NOFILE, DEFAULT_NOFILE)}
+    for ulimit in ulimits:
+        name = str(ulimit.get("Name", "")).lower()
+        if name not in _RLIMIT_NAMES:
+            raise InvalidParameter(f"invalid ulimit type: {ulimit.get('Name')}")
+        limits[name] = (int(ulimit.get("Soft", 0)), int(ulimit.get("Hard", 0)))
+    return [{"type": f"RLIMIT_{n.upper()}", "hard": hard, "soft": soft} for n, (soft, hard) in limits.items()]
+
+
+def _no_new_privileges(security_opts: list[str]) -> bool:
+    for opt in security_opts:
+        key, sep, value = opt.replace("=", ":", 1).partition(":")
+        if key == "no-new-privileges":
+            return not sep or value.lower() in ("true", "1")
+    return False
+
+
+def _namespaces(netns_path: str | None) -> list[dict]:
+    namespaces = []
+    for ns in NAMESPACES:
+        entry = {"type": ns}
+        if ns == "network" and netns_path:
+            entry["path"] = netns_path
+        namespaces.append(entry)
+    return namespaces
+
+
+def _mounts(container: dict, host: dict, privileged: bool) -> list[dict]:
+    shm_size = int(host.get("ShmSize") or DEFAULT_SHM_SIZE)
+    sys_mode = "rw" if privileged else "ro"
+    mounts = [
+        _mount("/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]),
+        _mount("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        _mount("/dev/pts", "devpts", "devpts", ["nosuid", "noexec", *_DEVPTS_OPTIONS]),
+        _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", sys_mode]),
+        _mount("/sys/fs/cgroup", "cgroup", "cgroup", [sys_mode, "nosuid", "noexec", "nodev"]),
+        _mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
+        _mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}"]),
+    ]
+    for dest, opts in (host.get("Tmpfs") or {}).items():
+        options = ["nosuid", "nodev", "noexec", *[o for o in opts.split(",") if o]]
+        mounts.append(_mount(dest, "tmpfs", "tmpfs", options))
+    for m in container.get("Mounts") or ():
+        if m.get("Type", "bind") in ("bind", "volume") and m.get("Source"):
+            options = ["rbind", "rw" if m.get("RW", True) else "ro", m.get("Propagation") or "rprivate"]
+            mounts.append(_mount(m["Destination"], "bind", m["Source"], options))
+    return mounts
+
+
+def _mount(destination: str, fstype: str, source: str, options: list[str]) -> dict:
+    return {"destination": destination, "type": fstype, "source": source, "options": options}
+
+
+def resources_from_host_config(host: dict, privileged: bool = False) -> dict:
+    """linux.resources from HostConfig limits (memory, cpu, pids, devices)."""
+    devices = [{"allow": True, "access": "rwm"}] if privileged else [dict(r) for r in DEFAULT_DEVICE_RULES]
+    resources: dict[str, Any] = {"devices": devices}
+    memory: dict[str, Any] = {}
+    limit = int(host.get("Memory") or 0)
+    if limit > 0:
+        memory["limit"] = limit
+        swap = int(host.get("MemorySwap") or 0)
+        memory["swap"] = 2 * limit if swap == 0 else swap  # moby adaptContainerSettings: default 2x
+    elif int(host.get("MemorySwap") or 0) == -1:
+        memory["swap"] = -1
+    if int(host.get("MemoryReservation") or 0) > 0:
+        memory["reservation"] = int(host["MemoryReservation"])
+    if host.get("OomKillDisable"):
+        memory["disableOOMKiller"] = True
+    if memory:
+        resources["memory"] = memory
+
+    cpu: dict[str, Any] = {}
+    if int(host.get("CpuShares") or 0) > 0:
+        cpu["shares"] = int(host["CpuShares"])
+    nano = int(host.get("NanoCpus") or 0)
+    if nano > 0:
+        cpu["period"] = CPU_PERIOD
+        cpu["quota"] = nano * CPU_PERIOD // 1_000_000_000
+    else:
+        if int(host.get("CpuPeriod") or 0) > 0:
+            cpu["period"] = int(host["CpuPeriod"])
+        if int(host.get("CpuQuota") or 0) > 0:
+            cpu["quota"] = int(host["CpuQuota"])
+    if host.get("CpusetCpus"):
+        cpu["cpus"] = host["CpusetCpus"]
+    if host.get("CpusetMems"):
+        cpu["mems"] = host["CpusetMems"]
+    if cpu:
+        resources["cpu"] = cpu
+    pids = int(host.get("PidsLimit") or 0)
+    if pids > 0:
+        resources["pids"] = {"limit": pids}
+    return resources
