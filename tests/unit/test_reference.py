@@ -89,9 +89,9 @@ def test_invalid(value: str, message: str) -> None:
 
 
 def test_plain_parse_messages() -> None:
-    with pytest.raises(r.ReferenceError, match="^repository name must be lowercase$"):
+    with pytest.raises(r.ReferenceError, match=r"^repository name must be lowercase$"):
         r.parse("docker.io/library/Busybox")
-    with pytest.raises(r.ReferenceError, match="^repository name must have at least one component$"):
+    with pytest.raises(r.ReferenceError, match=r"^repository name must have at least one component$"):
         r.parse("")
 
 

@@ -442,6 +442,7 @@ class _Parser:
                 tokens = tokens[i + 1 :]
         commands: list[Command] = []
         args: list[Any] = []
+        after_pipe = False
         while tokens:
             kind, value = tokens[0]
             if value == ")":
@@ -452,6 +453,7 @@ class _Parser:
                     raise TemplateError("template: :1: missing command")
                 commands.append(Command(args))
                 args = []
+                after_pipe = True
                 continue
             if value == "(":
                 sub, tokens = self._parse_pipe(tokens, allow_decl=False)
@@ -470,6 +472,8 @@ class _Parser:
                 tokens = tokens[1:]
         if args:
             commands.append(Command(args))
+        elif after_pipe:
+            raise TemplateError("template: :1: missing command after |")
         if not commands:
             raise TemplateError("template: :1: missing value for command")
         return Pipeline(commands, decl, assign), tokens

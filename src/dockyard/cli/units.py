@@ -4,46 +4,12 @@ from __future__ import annotations
 
 import re
 
-DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+from dockyard.util.humanize import human_duration, human_size
+
+__all__ = ["human_duration", "human_size", "parse_go_duration", "ram_in_bytes"]
+
 _BINARY_MULTIPLIERS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-
-
-def human_size(size: float, precision: int = 4) -> str:
-    """units.HumanSizeWithPrecision: decimal SI units, `%.{precision}g` (4.26MB, 1.2kB, 512B)."""
-    index = 0
-    while size >= 1000.0 and index < len(DECIMAL_UNITS) - 1:
-        size /= 1000.0
-        index += 1
-    return f"{size:.{precision}g}{DECIMAL_UNITS[index]}"
-
-
-def human_duration(seconds: float) -> str:
-    """units.HumanDuration: "Less than a second", "About a minute", "3 hours", "2 weeks"..."""
-    secs = int(seconds)
-    if secs < 1:
-        return "Less than a second"
-    if secs == 1:
-        return "1 second"
-    if secs < 60:
-        return f"{secs} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(seconds / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def ram_in_bytes(value: str) -> int:

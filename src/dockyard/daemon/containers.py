@@ -7,6 +7,7 @@ records the exit and cleans up (unmount, --rm) when the monitor reports it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -244,9 +245,7 @@ class ContainerService:
                 log_path=str(c.log_path),
             )
         except RuntimeFailure as exc:
-            self._unmount(c)
-            c.set_start_failed(exc.exit_code, exc.message)
-            raise InvalidParameter(_start_error(exc.message)) from None
+            self._fail_start(c, exc)
         except BaseException:
             self._unmount(c)
             raise
@@ -256,20 +255,26 @@ class ContainerService:
         try:
             handle.start()
         except RuntimeFailure as exc:
-            try:
+            with contextlib.suppress(Exception):
                 handle.wait()
-            except Exception:
-                pass
-            self._unmount(c)
-            c.set_start_failed(exc.exit_code, exc.message)
-            self._event(c, "die", exitCode=str(exc.exit_code))
-            if c.host_config.get("AutoRemove"):
-                threading.Thread(target=self._remove_now, args=(c,), daemon=True).start()
-            raise InvalidParameter(_start_error(exc.message)) from None
+            self._fail_start(c, exc)
         c.monitor = handle
         c.set_running(handle.pid)
         self._event(c, "start")
         self._spawn_waiter(c, handle)
+
+    def _fail_start(self, c: Container, exc: RuntimeFailure) -> None:
+        """A start that failed leaves the container "created" with the error (docker's rule),
+        releases attach clients waiting for it, and removes it when it was run with --rm."""
+        self._unmount(c)
+        for session in c.pending_attach:
+            session.cancel()
+        c.pending_attach = []
+        c.set_start_failed(exc.exit_code, exc.message)
+        self._event(c, "die", exitCode=str(exc.exit_code))
+        if c.host_config.get("AutoRemove"):
+            threading.Thread(target=self._remove_now, args=(c,), daemon=True).start()
+        raise InvalidParameter(_start_error(exc.message)) from None
 
     def _mount(self, c: Container) -> None:
         if not os.path.ismount(c.rootfs):
@@ -536,9 +541,14 @@ class ContainerService:
 
 
 def _start_error(message: str) -> str:
+    """Docker's wording around a runtime error, which scripts and the CLI's exit codes rely on."""
     if "failed to create task" in message:
         return message
-    return f"failed to create task for container: failed to create shim task: OCI runtime create failed: {message}: unknown"
+    if not message.startswith("OCI runtime"):
+        message = f"OCI runtime create failed: {message}"
+    if not message.endswith(": unknown") and not message.endswith(": unknown."):
+        message += ": unknown"
+    return f"failed to create task for container: failed to create shim task: {message}"
 
 
 def _stream_writer(produce: Callable[[Any], None]) -> Iterator[bytes]:

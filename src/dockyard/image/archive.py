@@ -196,13 +196,24 @@ def _write_layer(
 
 
 # -- load --------------------------------------------------------------------------------------------
+SPOOL_PREFIX = "docker-import-"
+
+
+def sweep_stale_spools(store: ImageStore) -> None:
+    """Remove spool directories a crashed save/load left behind (call once at daemon start)."""
+    base = store.root / "tmp"
+    if base.is_dir():
+        for entry in base.glob(f"{SPOOL_PREFIX}*"):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 class _Spool:
     """A private directory under <root>/tmp; archive paths map into it only after validation."""
 
     def __init__(self, store: ImageStore) -> None:
         base = store.root / "tmp"
         base.mkdir(parents=True, exist_ok=True)
-        self.root = base / f"docker-import-{secrets.token_hex(8)}"
+        self.root = base / f"{SPOOL_PREFIX}{secrets.token_hex(8)}"
         self.root.mkdir(mode=0o700)
         self.files = self.root / "files"
         self.files.mkdir()
@@ -380,7 +391,7 @@ def _plain_layer(spool: _Spool, path: Path, label: str, digest: str | None = Non
     with open(path, "rb") as raw, open(plain, "wb") as out:
         try:
             _hash_stream(_open_decompressed(raw), out)
-        except (OSError, EOFError, ValueError) as exc:
+        except Exception as exc:  # zlib, isal and zstd each raise their own error types
             raise InvalidParameter(f"invalid archive: layer {label} cannot be read: {exc}") from None
     return plain
 

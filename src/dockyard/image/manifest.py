@@ -241,7 +241,10 @@ def parse_config(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
     if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
         raise ManifestError("invalid image config: rootfs.diff_ids must be a list of digests")
     for diff_id in diff_ids:
-        check_digest(diff_id)
+        try:
+            check_digest(diff_id)
+        except InvalidParameter:
+            raise ManifestError(f"invalid image config: rootfs.diff_ids has invalid digest {diff_id!r}") from None
     for key in ("os", "architecture"):
         if key in doc and not isinstance(doc[key], str):
             raise ManifestError(f"invalid image config: {key}")

@@ -6,7 +6,6 @@ OCI runtime lifecycle, so the same bundle runs under any backend.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -23,18 +22,24 @@ class RuntimeFailure(Exception):
         self.exit_code = exit_code
 
 
-@dataclass
 class Stdio:
     """File descriptors (in the calling process) the container's init gets as 0, 1, 2.
 
     When `terminal` is true, all three are the slave side of a pty the caller allocated
-    and the init makes it its controlling terminal.
+    and the init makes it its controlling terminal. A plain class, not a dataclass: the
+    monitor imports this module and `dataclasses` costs it megabytes of memory.
     """
 
-    stdin: int | None
-    stdout: int
-    stderr: int
-    terminal: bool = False
+    __slots__ = ("stderr", "stdin", "stdout", "terminal")
+
+    def __init__(self, stdin: int | None, stdout: int, stderr: int, terminal: bool = False) -> None:
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.terminal = terminal
+
+    def __repr__(self) -> str:
+        return f"Stdio(stdin={self.stdin}, stdout={self.stdout}, stderr={self.stderr}, terminal={self.terminal})"
 
 
 class OCIRuntime(Protocol):

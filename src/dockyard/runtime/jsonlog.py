@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from typing import BinaryIO, NamedTuple
 
-from dockyard.util.timefmt import parse_rfc3339, rfc3339_nano
-
 PARTIAL_LIMIT = 16 * 1024  # docker's copier flushes an unterminated line at this size
 READ_CHUNK = 1 << 20
 FOLLOW_POLL = 0.05
@@ -44,7 +42,7 @@ class _Clock:
         secs, frac = divmod(time.time_ns(), 1_000_000_000)
         if secs != self._sec:
             self._sec = secs
-            self._base = rfc3339_nano(ns=secs * 1_000_000_000)[:19]
+            self._base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))  # no datetime import
         return f"{self._base}.{frac:09d}Z"
 
 
@@ -146,6 +144,8 @@ class _Selector:
     __slots__ = ("since", "since_str", "streams", "until", "until_str")
 
     def __init__(self, stdout: bool, stderr: bool, since: float, until: float | None) -> None:
+        from dockyard.util.timefmt import rfc3339_nano  # the reader only: keeps the monitor small
+
         self.streams = {name for name, wanted in zip(STREAMS, (stdout, stderr), strict=True) if wanted}
         self.since = since
         self.until = until
@@ -177,7 +177,7 @@ class _Selector:
             return True
         if len(time_str) == _FIXED_TIME_LEN:
             return time_str >= self.since_str
-        return parse_rfc3339(time_str) >= self.since
+        return _parse_time(time_str) >= self.since
 
     def past_until(self, time_str: str) -> bool:
         """True once entries are newer than `until` (logs are in time order, so stop)."""
@@ -185,7 +185,13 @@ class _Selector:
             return False
         if len(time_str) == _FIXED_TIME_LEN:
             return time_str > self.until_str
-        return parse_rfc3339(time_str) > self.until
+        return _parse_time(time_str) > self.until
+
+
+def _parse_time(time_str: str) -> float:
+    from dockyard.util.timefmt import parse_rfc3339
+
+    return parse_rfc3339(time_str)
 
 
 def _unescape(raw: bytes) -> bytes:

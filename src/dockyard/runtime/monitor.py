@@ -9,6 +9,7 @@ container, so it imports little (no asyncio, no argparse): selectors and non-blo
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import selectors
@@ -73,7 +74,11 @@ def load_backend(runtime: str, runtime_root: str | None) -> Any:
     if runtime == "builtin":
         import importlib
 
-        return importlib.import_module("dockyard.runtime.builtin").BuiltinRuntime(root)
+        package = importlib.import_module("dockyard.runtime.builtin")
+        runtime_class = getattr(package, "BuiltinRuntime", None)
+        if runtime_class is None:  # not re-exported by the package (yet)
+            runtime_class = importlib.import_module("dockyard.runtime.builtin.runtime").BuiltinRuntime
+        return runtime_class(root)
     if runtime in ("runc", "crun"):
         from dockyard.runtime.oci_cli import OCICliRuntime
 
@@ -190,10 +195,8 @@ class Monitor:
     def listen(self) -> None:
         """Bind monitor.sock (0600; relative to state-dir, long paths are fine), write the pid."""
         os.chdir(self.state_dir)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(SOCKET_NAME)
-        except FileNotFoundError:
-            pass
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         old_umask = os.umask(0o177)
         try:
@@ -323,7 +326,7 @@ class Monitor:
             return
         try:
             for kind, payload in client.decoder.feed(data):
-                if client not in self.clients.values():
+                if client.sock not in self.clients:
                     return
                 self._on_frame(client, kind, payload)
         except frames.FrameError:
@@ -334,12 +337,13 @@ class Monitor:
         client.read_closed = True
         if client.role == "attach" and client.stdin:
             self._client_stdin_eof(client)
-        if client.role in ("", "done") and not client.out:
-            self._drop(client)
-            return
-        if client.role != "attach" or not client.kinds:
+        if (client.role == "attach" and client.kinds) or client.role == "wait":
+            self._update_events(client)
+        elif client.out:
             client.then_close = True
-        self._update_events(client)
+            self._update_events(client)
+        else:
+            self._drop(client)
 
     def _on_frame(self, client: Client, kind: int, payload: bytes) -> None:
         if not client.role:
@@ -473,10 +477,8 @@ class Monitor:
         if fd is None:
             return
         if self.master is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.write(fd, EOT)
-            except OSError:
-                pass
         if fd in self.sel.get_map():
             self.sel.unregister(fd)
         os.close(fd)
@@ -526,19 +528,21 @@ class Monitor:
             self._update_events(client)
 
     def _update_events(self, client: Client) -> None:
+        """Register for exactly what the client needs now: reads unless closed or paused,
+        writes while output is queued (nothing at all when neither)."""
+        if client.sock not in self.clients:
+            return
         events = 0 if client.read_closed or client.paused else selectors.EVENT_READ
         if client.out:
             events |= selectors.EVENT_WRITE
         key = self.sel.get_map().get(client.sock)
         if key is None:
-            return
-        if events == 0:
+            if events:
+                self.sel.register(client.sock, events, self._on_client)
+        elif not events:
             self.sel.unregister(client.sock)
-            self._idle.add(client.sock)
         elif key.events != events:
             self.sel.modify(client.sock, events, self._on_client)
-
-    _idle: set[socket.socket] = set()
 
     def _drop(self, client: Client) -> None:
         if self.clients.pop(client.sock, None) is None:
@@ -587,13 +591,14 @@ class Monitor:
             _unlink_quietly(SOCKET_NAME)
 
     def _flush_clients(self) -> None:
+        """Give clients their last bytes (bounded in time); nothing is read any more."""
+        for client in list(self.clients.values()):
+            client.read_closed = True
+            self._update_events(client)
         deadline = time.monotonic() + FLUSH_TIMEOUT
         while any(c.out for c in self.clients.values()) and time.monotonic() < deadline:
             for key, events in self.sel.select(max(0.0, deadline - time.monotonic())):
-                if key.data == self._on_client:
-                    self._on_client(key.fileobj, events & selectors.EVENT_WRITE)  # type: ignore[arg-type]
-                else:
-                    key.data(key.fileobj, events)
+                key.data(key.fileobj, events)
         for client in list(self.clients.values()):
             self._drop(client)
 
@@ -608,10 +613,8 @@ def _quietly(func: Any, *args: Any) -> Any:
 
 
 def _unlink_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _now_rfc3339() -> str:
@@ -625,10 +628,8 @@ def _handshake(obj: dict[str, Any]) -> None:
     import json
 
     line = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
-    try:
+    with contextlib.suppress(OSError):
         os.write(1, line)
-    except OSError:
-        pass
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.close(null)

@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import socket
 import subprocess
-import tempfile
+import time
 
 from dockyard.runtime.base import RuntimeFailure, Stdio
 
 CONSOLE_TIMEOUT = 30.0
 CGROUP_ROOT = "/sys/fs/cgroup"
+UNIX_PATH_MAX = 100  # sun_path holds 108 bytes; keep a margin
+SHORT_SCRATCH_ROOT = "/tmp"  # console sockets go here when the state root's path is too long
 
 
 def exit_code_for(message: str) -> int:
@@ -36,7 +37,7 @@ class OCICliRuntime:
     """OCIRuntime over `runc`/`crun`; `state_root` is passed as their `--root`."""
 
     def __init__(self, binary: str, state_root: str) -> None:
-        self.binary = shutil.which(binary) or binary
+        self.binary = binary  # looked up in PATH by subprocess
         self.name = os.path.basename(binary)
         self.state_root = state_root
         self._consoles: dict[str, int] = {}
@@ -46,16 +47,13 @@ class OCICliRuntime:
 
     def create(self, container_id: str, bundle: str, stdio: Stdio) -> int:
         """`<runtime> create`; returns the init's pid (a child of ours once the runtime exits)."""
-        os.makedirs(self.state_root, mode=0o700, exist_ok=True)
-        work = tempfile.mkdtemp(prefix=".create-", dir=self.state_root)
+        work = self._scratch_dir("create")
         try:
             log = os.path.join(work, "log.json")
             pid_file = os.path.join(work, "init.pid")
             args = ["create", "--bundle", bundle, "--pid-file", pid_file]
             if stdio.terminal:
-                console = os.path.join(work, "console.sock")
-                master, rc = self._create_with_console([*args, "--console-socket", console, container_id],
-                                                       log, console)
+                master, rc = self._create_with_console(args, container_id, log, work)
             else:
                 master = None
                 proc = subprocess.Popen(
@@ -73,7 +71,7 @@ class OCICliRuntime:
             with open(pid_file) as f:
                 pid = int(f.read().strip())
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            _remove_scratch(work)
         if master is not None:
             self._consoles[container_id] = master
         cgroup = _memory_cgroup_dir(pid)
@@ -117,7 +115,8 @@ class OCICliRuntime:
         return head + args
 
     def _run(self, op: str, args: list[str]) -> None:
-        with tempfile.TemporaryDirectory(prefix=f".{op}-", dir=self.state_root) as work:
+        work = self._scratch_dir(op)
+        try:
             log = os.path.join(work, "log.json")
             proc = subprocess.run(
                 self._command(log, [op, *args]),
@@ -127,6 +126,13 @@ class OCICliRuntime:
             )
             if proc.returncode != 0:
                 raise self._failure(op, log, proc.stderr.decode(errors="replace"))
+        finally:
+            _remove_scratch(work)
+
+    def _scratch_dir(self, op: str) -> str:
+        """A private directory for one call's log, pid file and console socket."""
+        os.makedirs(self.state_root, mode=0o700, exist_ok=True)
+        return _private_dir(self.state_root, op)
 
     def _force_delete(self, container_id: str) -> None:
         subprocess.run(
@@ -136,27 +142,53 @@ class OCICliRuntime:
             check=False,
         )
 
-    def _create_with_console(self, args: list[str], log: str, console: str) -> tuple[int | None, int]:
-        """Run create while accepting the pty master the runtime sends on `console`."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-            listener.bind(console)
-            listener.listen(1)
-            proc = subprocess.Popen(
-                self._command(log, args),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            master = None
-            try:
-                master = _receive_console(listener, proc)
-            finally:
-                rc = proc.wait()
-            return master, rc
+    def _create_with_console(
+        self, args: list[str], container_id: str, log: str, work: str
+    ) -> tuple[int | None, int]:
+        """Run create while accepting the pty master the runtime sends on a console socket."""
+        console_dir = work
+        if len(os.fsencode(os.path.join(work, "console.sock"))) >= UNIX_PATH_MAX:
+            console_dir = _private_dir(SHORT_SCRATCH_ROOT, "console")  # sun_path is 108 bytes
+        console = os.path.join(console_dir, "console.sock")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+                listener.bind(console)
+                listener.listen(1)
+                proc = subprocess.Popen(
+                    self._command(log, [*args, "--console-socket", console, container_id]),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                try:
+                    master = _receive_console(listener, proc)
+                finally:
+                    rc = proc.wait()
+                return master, rc
+        finally:
+            if console_dir != work:
+                _remove_scratch(console_dir)
 
     def _failure(self, op: str, log: str, stderr: str) -> RuntimeFailure:
         message = _last_error(log) or stderr.strip() or f"{self.name} {op} failed"
         return RuntimeFailure(f"OCI runtime {op} failed: {message}", exit_code_for(message))
+
+
+def _private_dir(parent: str, op: str) -> str:
+    """A new 0700 directory nobody else can have prepared (mkdir fails if the name exists).
+
+    (tempfile/shutil are avoided: they double the monitor's import footprint.)"""
+    path = os.path.join(parent, f".dockyard-{op}-{os.getpid()}-{time.monotonic_ns()}")
+    os.mkdir(path, 0o700)
+    return path
+
+
+def _remove_scratch(path: str) -> None:
+    """Remove a scratch directory (flat: only files the runtime and we put there)."""
+    with os.scandir(path) as entries:
+        for entry in entries:
+            os.unlink(entry.path)
+    os.rmdir(path)
 
 
 def _receive_console(listener: socket.socket, proc: subprocess.Popen[bytes]) -> int | None:

@@ -32,18 +32,10 @@ def human_duration(seconds: float) -> str:
 
 
 def human_size(size: float, precision: int = 4) -> str:
-    """go-units HumanSizeWithPrecision with decimal (SI) units, as `docker images` shows sizes."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
+    """go-units HumanSizeWithPrecision: decimal SI units and Go's `%.{precision}g` (4.26MB, 1.2kB)."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+    index = 0
+    while size >= 1000.0 and index < len(units) - 1:
         size /= 1000.0
-        i += 1
-    return f"{_go_g(size, precision)}{units[i]}"
-
-
-def _go_g(value: float, precision: int) -> str:
-    """Go's %.<p>g: significant digits, no trailing zeros."""
-    text = f"{value:.{precision}g}"
-    if "e" in text:
-        text = f"{value:.0f}"
-    return text
+        index += 1
+    return f"{size:.{precision}g}{units[index]}"

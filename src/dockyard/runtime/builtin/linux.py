@@ -174,3 +174,19 @@ def ioctl_int(fd: int, request: int, arg: int = 0) -> None:
 TIOCSCTTY = 0x540E
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+def interface_up(name: str = "lo") -> None:
+    """Set IFF_UP on an interface of the current network namespace (no `ip` binary needed)."""
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sh22x", name.encode(), 0)
+        flags = struct.unpack("16sh22x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sh22x", name.encode(), flags | _IFF_UP))

@@ -1,0 +1,233 @@
+"""Benchmarks for issue 2: `run --rm busybox true` latency and the memory of 50 idle containers.
+
+dockyard is compared side by side with docker (a private dockerd on its own data root and socket,
+no bridge, no iptables) and podman (its own root), when they are installed. The same busybox rootfs
+is imported into each; runs are interleaved so that machine noise hits all engines alike.
+
+    sudo .venv/bin/python bench/run_bench.py [--runs 20] [--containers 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from tests.helpers.daemon import DaemonEnv, host_cleanup  # noqa: E402
+from tests.helpers.rootfs import busybox_rootfs_tar  # noqa: E402
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pids_matching(pattern: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+class Engine:
+    name = ""
+
+    def run_cmd(self) -> list[str]:
+        raise NotImplementedError
+
+    def time_run(self) -> float:
+        t0 = time.perf_counter()
+        proc = subprocess.run(self.run_cmd(), capture_output=True)
+        elapsed = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{self.name}: {proc.stderr.decode()[-500:]}")
+        return elapsed
+
+
+class Dockyard(Engine):
+    name = "dockyard"
+
+    def __init__(self, base: Path, tar: Path) -> None:
+        self.env = DaemonEnv(base, base / "data", base / "run", base / "d.sock")
+        self.env.start()
+        self.env.out("import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest")
+        self.cli = [sys.executable, "-m", "dockyard", "-H", self.env.host]
+
+    def run_cmd(self) -> list[str]:
+        return [*self.cli, "run", "--rm", "busybox", "true"]
+
+    def start_sleepers(self, n: int) -> None:
+        for _ in range(n):
+            subprocess.run([*self.cli, "run", "-d", "busybox", "sleep", "1000"], check=True, capture_output=True)
+
+    def memory_kb(self) -> tuple[int, int]:
+        monitors = [p for p in pids_matching("dockyard.runtime.monitor") if str(self.env.base) in _cmdline(p)]
+        return rss_kb(self.env.proc.pid), sum(rss_kb(p) for p in monitors)
+
+    def close(self) -> None:
+        ids = self.env.cli("ps", "-aq").stdout.decode().split()
+        if ids:
+            self.env.cli("rm", "-f", *ids, timeout=300)
+        self.env.stop()
+        host_cleanup(self.env)
+
+
+class Docker(Engine):
+    name = "docker"
+
+    def __init__(self, base: Path, tar: Path) -> None:
+        self.sock = base / "docker.sock"
+        self.log = open(base / "dockerd.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            ["dockerd", "--data-root", str(base / "data"), "--exec-root", str(base / "exec"), "-H",
+             f"unix://{self.sock}", "--pidfile", str(base / "docker.pid"), "--bridge=none", "--iptables=false",
+             "--ip6tables=false", "--containerd-namespace", "dockyardbench", "--containerd-plugins-namespace",
+             "dockyardbenchp"],
+            stdout=self.log, stderr=self.log,
+        )
+        self.cli = ["docker", "-H", f"unix://{self.sock}"]
+        deadline = time.time() + 60
+        while subprocess.run([*self.cli, "version"], capture_output=True).returncode != 0:
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("dockerd did not start: " + (base / "dockerd.log").read_text()[-1000:])
+            time.sleep(0.3)
+        subprocess.run([*self.cli, "import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest"], check=True,
+                       capture_output=True)
+
+    def run_cmd(self) -> list[str]:
+        return [*self.cli, "run", "--rm", "--network", "none", "busybox", "true"]
+
+    def start_sleepers(self, n: int) -> None:
+        for _ in range(n):
+            subprocess.run([*self.cli, "run", "-d", "--network", "none", "busybox", "sleep", "1000"], check=True,
+                           capture_output=True)
+
+    def memory_kb(self) -> tuple[int, int]:
+        daemons = [self.proc.pid, *pids_matching("containerd --config")]
+        shims = [p for p in pids_matching("containerd-shim") if "dockyardbench" in _cmdline(p)]
+        return sum(rss_kb(p) for p in daemons), sum(rss_kb(p) for p in shims)
+
+    def close(self) -> None:
+        ids = subprocess.run([*self.cli, "ps", "-aq"], capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run([*self.cli, "rm", "-f", *ids], capture_output=True)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class Podman(Engine):
+    name = "podman"
+
+    def __init__(self, base: Path, tar: Path) -> None:
+        self.cli = ["podman", "--root", str(base / "root"), "--runroot", str(base / "runroot"),
+                    "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+        subprocess.run([*self.cli, "import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest"], check=True,
+                       capture_output=True)
+
+    def run_cmd(self) -> list[str]:
+        return [*self.cli, "run", "--rm", "--network", "none", "busybox", "true"]
+
+    def close(self) -> None:
+        subprocess.run([*self.cli, "rm", "-af"], capture_output=True)
+        subprocess.run([*self.cli, "system", "reset", "-f"], capture_output=True)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def bench_latency(engines: list[Engine], runs: int) -> str:
+    samples: dict[str, list[float]] = {e.name: [] for e in engines}
+    for e in engines:  # warm-up
+        e.time_run()
+    for _ in range(runs):
+        for e in engines:
+            samples[e.name].append(e.time_run())
+    docker_median = statistics.median(samples["docker"]) if "docker" in samples else None
+    rows = [["engine", "median ms", "p90 ms", "min ms", "vs docker"]]
+    for name, values in samples.items():
+        values.sort()
+        median = statistics.median(values)
+        rows.append([name, f"{median * 1000:.0f}", f"{values[int(len(values) * 0.9) - 1] * 1000:.0f}",
+                     f"{values[0] * 1000:.0f}", f"{median / docker_median:.2f}x" if docker_median else "-"])
+    return table(rows)
+
+
+def bench_memory(engines: list[Engine], count: int) -> str:
+    rows = [["engine", f"daemon growth kB ({count} ctrs)", "per-container processes kB", "total kB", "per container kB"]]
+    for e in engines:
+        if not hasattr(e, "start_sleepers"):
+            continue
+        daemon_before, _ = e.memory_kb()
+        e.start_sleepers(count)
+        time.sleep(2)
+        daemon_after, per_container = e.memory_kb()
+        growth = daemon_after - daemon_before
+        total = growth + per_container
+        rows.append([e.name, str(growth), str(per_container), str(total), f"{total / count:.0f}"])
+    return table(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--containers", type=int, default=50)
+    parser.add_argument("--skip", action="append", default=[], help="engine to leave out (docker, podman)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("run as root", file=sys.stderr)
+        return 1
+    base = Path(tempfile.mkdtemp(prefix="dyb-", dir="/tmp"))
+    engines: list[Engine] = []
+    try:
+        tar = busybox_rootfs_tar(base / "busybox.tar", base / "build")
+        (base / "dy").mkdir()
+        engines.append(Dockyard(base / "dy", tar))
+        if shutil.which("dockerd") and "docker" not in args.skip:
+            (base / "docker").mkdir()
+            engines.append(Docker(base / "docker", tar))
+        if shutil.which("podman") and "podman" not in args.skip:
+            (base / "podman").mkdir()
+            engines.append(Podman(base / "podman", tar))
+        print(f"== run --rm busybox true: {args.runs} interleaved runs each")
+        print(bench_latency(engines, args.runs))
+        print(f"\n== memory of {args.containers} running `sleep` containers")
+        print(bench_memory(engines, args.containers))
+    finally:
+        for e in engines:
+            try:
+                e.close()
+            except Exception as exc:  # keep cleaning the others
+                print(f"cleanup {e.name}: {exc}", file=sys.stderr)
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

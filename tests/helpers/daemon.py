@@ -1,0 +1,102 @@
+"""A dockyard daemon on a temporary data root and socket, driven through the CLI (tests and bench)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class DaemonEnv:
+    base: Path
+    data_root: Path
+    exec_root: Path
+    socket: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["DOCKYARD_HOST"] = self.host
+        env["DOCKYARD_NO_AUTOSTART"] = "1"
+        return env
+
+    def cli(self, *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False
+            ) -> subprocess.CompletedProcess[bytes]:
+        """Run `dockyard ARGS` against this daemon."""
+        proc = subprocess.run([sys.executable, "-m", "dockyard", *args], input=input, capture_output=True,
+                              env=self.env(), timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"dockyard {' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()}")
+        return proc
+
+    def out(self, *args: str, **kw) -> str:
+        return self.cli(*args, check=True, **kw).stdout.decode()
+
+    def start(self) -> None:
+        log = open(self.base / "daemon.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard", "daemon", "--data-root", str(self.data_root),
+             "--exec-root", str(self.exec_root), "-H", self.host],
+            stdout=log, stderr=log, env=self.env(),
+        )
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.socket.exists() and self.cli("version").returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon died: {(self.base / 'daemon.log').read_text()}")
+            time.sleep(0.1)
+        raise RuntimeError("daemon did not come up")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """Kill the daemon the hard way (SIGKILL), as a crash would."""
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def host_cleanup(env: DaemonEnv) -> list[str]:
+    """Force-clean whatever a failed test left; returns what had to be cleaned."""
+    leftovers: list[str] = []
+    for line in subprocess.run(["pgrep", "-af", "dockyard.runtime.monitor"], capture_output=True,
+                               text=True).stdout.splitlines():
+        pid, _, cmd = line.partition(" ")
+        if str(env.base) in cmd:
+            leftovers.append(f"monitor {pid}")
+            try:
+                os.killpg(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                os.kill(int(pid), signal.SIGKILL)
+    time.sleep(0.2) if leftovers else None
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f]
+    for mnt in sorted((m for m in mounts if m.startswith(str(env.base))), key=len, reverse=True):
+        leftovers.append(f"mount {mnt}")
+        subprocess.run(["umount", "-l", mnt], check=False)
+    for cg in Path("/sys/fs/cgroup").glob("*/dockyard/*"):
+        if cg.is_dir() and not (cg / "cgroup.procs").read_text().strip():
+            try:
+                cg.rmdir()
+            except OSError:
+                pass
+    return leftovers
