@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -23,8 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from tests.helpers.daemon import DaemonEnv, host_cleanup  # noqa: E402
-from tests.helpers.rootfs import busybox_rootfs_tar  # noqa: E402
+from tests.helpers.daemon import DaemonEnv, host_cleanup
+from tests.helpers.dockerd import PrivateDockerd
+from tests.helpers.rootfs import busybox_rootfs_tar
 
 
 def rss_kb(pid: int) -> int:
@@ -90,47 +90,26 @@ class Docker(Engine):
     name = "docker"
 
     def __init__(self, base: Path, tar: Path) -> None:
-        self.sock = base / "docker.sock"
-        self.log = open(base / "dockerd.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            ["dockerd", "--data-root", str(base / "data"), "--exec-root", str(base / "exec"), "-H",
-             f"unix://{self.sock}", "--pidfile", str(base / "docker.pid"), "--bridge=none", "--iptables=false",
-             "--ip6tables=false", "--containerd-namespace", "dockyardbench", "--containerd-plugins-namespace",
-             "dockyardbenchp"],
-            stdout=self.log, stderr=self.log,
-        )
-        self.cli = ["docker", "-H", f"unix://{self.sock}"]
-        deadline = time.time() + 60
-        while subprocess.run([*self.cli, "version"], capture_output=True).returncode != 0:
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("dockerd did not start: " + (base / "dockerd.log").read_text()[-1000:])
-            time.sleep(0.3)
-        subprocess.run([*self.cli, "import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest"], check=True,
-                       capture_output=True)
+        self.dockerd = PrivateDockerd(base)
+        self.dockerd.start()
+        self.cli = self.dockerd.cli
+        self.dockerd.run("import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest", check=True)
 
     def run_cmd(self) -> list[str]:
         return [*self.cli, "run", "--rm", "--network", "none", "busybox", "true"]
 
     def start_sleepers(self, n: int) -> None:
         for _ in range(n):
-            subprocess.run([*self.cli, "run", "-d", "--network", "none", "busybox", "sleep", "1000"], check=True,
-                           capture_output=True)
+            self.dockerd.run("run", "-d", "--network", "none", "busybox", "sleep", "1000", check=True)
 
     def memory_kb(self) -> tuple[int, int]:
-        daemons = [self.proc.pid, *pids_matching("containerd --config")]
-        shims = [p for p in pids_matching("containerd-shim") if "dockyardbench" in _cmdline(p)]
-        return sum(rss_kb(p) for p in daemons), sum(rss_kb(p) for p in shims)
+        assert self.dockerd.proc is not None
+        containerd = [p for p in pids_matching("containerd --config") if str(self.dockerd.base) in _cmdline(p)]
+        shims = [p for p in pids_matching("containerd-shim") if "dyoracle" in _cmdline(p)]
+        return sum(rss_kb(p) for p in [self.dockerd.proc.pid, *containerd]), sum(rss_kb(p) for p in shims)
 
     def close(self) -> None:
-        ids = subprocess.run([*self.cli, "ps", "-aq"], capture_output=True, text=True).stdout.split()
-        if ids:
-            subprocess.run([*self.cli, "rm", "-f", *ids], capture_output=True)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        self.dockerd.stop()
 
 
 class Podman(Engine):
@@ -210,7 +189,6 @@ def main() -> int:
         (base / "dy").mkdir()
         engines.append(Dockyard(base / "dy", tar))
         if shutil.which("dockerd") and "docker" not in args.skip:
-            (base / "docker").mkdir()
             engines.append(Docker(base / "docker", tar))
         if shutil.which("podman") and "podman" not in args.skip:
             (base / "podman").mkdir()

@@ -138,3 +138,25 @@ def test_daemon_restart_sees_exit_that_happened_while_down(dy):
     while dy.out("inspect", "-f", "{{.State.Running}}", cid).strip() == "true" and time.time() < deadline:
         time.sleep(0.1)
     assert dy.out("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "9"
+
+
+def test_daemon_killed_mid_import_leaves_clean_store(dy, tmp_path: Path):
+    import socket
+
+    tar = (dy.base / "busybox.tar").read_bytes()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(dy.socket))
+    sock.sendall(b"POST /v1.47/images/create?fromSrc=-&repo=halfway&tag=1 HTTP/1.1\r\nHost: d\r\n"
+                 b"Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n")
+    half = tar[: len(tar) // 2]
+    sock.sendall(b"%x\r\n%s\r\n" % (len(half), half))
+    time.sleep(0.5)
+    dy.kill()
+    sock.close()
+    dy.start()
+    assert "halfway" not in dy.out("images")
+    ingest = dy.data_root / "content" / "ingest"
+    assert not ingest.exists() or list(ingest.iterdir()) == []
+    dy.cli("import", "-", "halfway:1", input=tar, check=True)
+    assert dy.out("run", "--rm", "halfway:1", "echo", "whole") == "whole\n"
+    dy.out("rmi", "halfway:1")

@@ -174,12 +174,13 @@ def test_memory_limit_allows_small_allocations(box):
 
 def test_pids_limit(box):
     script = "i=0; while [ $i -lt 10 ]; do sleep 1 & i=$((i+1)); done; wait"
-    code, _, err = box.run(["sh", "-c", script], host={"PidsLimit": 4})
+    _, _, err = box.run(["sh", "-c", script], host={"PidsLimit": 4})
     assert "can't fork" in err or "Resource temporarily unavailable" in err, err
 
 
 def test_readonly_rootfs(box):
-    code, out, _ = box.run(["sh", "-c", "touch /x 2>&1; touch /dev/shm/ok && echo shm-ok"], host={"ReadonlyRootfs": True})
+    script = "touch /x 2>&1; touch /dev/shm/ok && echo shm-ok"
+    _, out, _ = box.run(["sh", "-c", script], host={"ReadonlyRootfs": True})
     assert "Read-only file system" in out
     assert "shm-ok" in out
     assert not (box.rootfs / "x").exists()
@@ -187,7 +188,7 @@ def test_readonly_rootfs(box):
 
 def test_masked_and_readonly_paths(box):
     script = "wc -c < /proc/keys; (echo 1 > /proc/sys/kernel/domainname) 2>&1; ls /sys/firmware | wc -l"
-    code, out, _ = box.run(["sh", "-c", script])
+    _, out, _ = box.run(["sh", "-c", script])
     lines = out.split("\n")
     assert lines[0].strip() == "0"
     assert "Read-only file system" in lines[1]
@@ -223,8 +224,8 @@ def test_lifecycle_state_kill_and_exec(box):
     try:
         exec_pid = box.runtime.exec_process(
             box.id,
-            {"args": ["sh", "-c", "echo $$; hostname; tr '\\0' ' ' < /proc/1/cmdline; echo; id -u"], "env": ["PATH=/bin"],
-             "cwd": "/tmp", "user": {"uid": 1000, "gid": 1000}},
+            {"args": ["sh", "-c", "echo $$; hostname; tr '\\0' ' ' < /proc/1/cmdline; echo; id -u"],
+             "env": ["PATH=/bin"], "cwd": "/tmp", "user": {"uid": 1000, "gid": 1000}},
             Stdio(None, out_w, out_w),
         )  # fmt: skip
         os.close(out_w)
@@ -264,7 +265,8 @@ def test_runc_runs_generated_spec(tmp_path, rootfs_template):
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]  # runc cannot raise it without CAP_SYS_RESOURCE
     nofile = {"Name": "nofile", "Soft": hard, "Hard": hard}
     container = {"Id": cid, "Path": "sh", "Args": ["-c", "echo pid=$$; hostname; grep CapEff /proc/self/status"],
-                 "Config": {"Hostname": "runcbox"}, "HostConfig": {"Memory": 64 << 20, "Ulimits": [nofile]}}  # fmt: skip
+                 "Config": {"Hostname": "runcbox"},
+                 "HostConfig": {"Memory": 64 << 20, "Ulimits": [nofile]}}  # fmt: skip
     spec = build_spec(container, str(bundle / "rootfs"), cgroups_path=f"/{PARENT}/{cid}")
     write_json(bundle / "config.json", spec)
     root = tmp_path / "runc-state"

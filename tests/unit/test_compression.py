@@ -99,3 +99,12 @@ def test_corrupt_gzip_raises():
 def test_unknown_kind():
     with pytest.raises(ValueError, match="unsupported"):
         compressor("bzip2", io.BytesIO())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd", None])
+def test_closing_the_reader_leaves_the_source_open(kind):
+    data = compress(kind, PAYLOAD) if kind else PAYLOAD
+    source = io.BufferedReader(io.BytesIO(data)) if kind is None else io.BytesIO(data)  # peekable too
+    with open_decompressed(source) as reader:
+        assert reader.read(10) == PAYLOAD[:10]
+    assert not source.closed

@@ -41,7 +41,7 @@ def test_resolve_user(rootfs, spec, uid, gid, extra, home):
 
 
 def test_unknown_user_uses_docker_wording(rootfs):
-    with pytest.raises(UserLookupError, match="^unable to find user nosuch: no matching entries in passwd file$"):
+    with pytest.raises(UserLookupError, match=r"^unable to find user nosuch: no matching entries in passwd file$"):
         resolve_user(rootfs, "nosuch")
 
 

@@ -273,6 +273,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         except (ConnectionError, BrokenPipeError):
             self.close_connection = True
+        except Exception:
+            # Headers are gone already: all we can do is log and end the connection mid-stream,
+            # which the client reports as a truncated response.
+            log.exception("stream for %s %s failed", self.command, self.path)
+            self.close_connection = True
         finally:
             close = getattr(chunks, "close", None)
             if close:

@@ -503,7 +503,7 @@ class ContainerService:
                 stream = 2 if entry.stream == "stderr" else 1
                 data = entry.data
                 if timestamps:
-                    data = entry.time.encode() + b" " + data
+                    data = entry.time_str.encode() + b" " + data
                 yield stream, data
 
         return c, gen()

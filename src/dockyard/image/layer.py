@@ -155,6 +155,32 @@ def _header_checking_tarinfo(errors: list[Exception]) -> type[tarfile.TarInfo]:
 _CLEAN_END = (tarfile.EOFHeaderError, tarfile.EmptyHeaderError)
 
 
+class _ForwardReader:
+    """A sequential stream that tarfile's regular read mode accepts: tell() is counted and seek()
+    only skips ahead. Faster than tarfile's stream mode ("r|"), whose buffer is re-sliced on
+    every 512-byte header read."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or pos < self._pos:
+            raise tarfile.StreamError("a layer stream cannot seek backwards")
+        while self._pos < pos:
+            if not self.read(min(pos - self._pos, _CHUNK)):
+                break  # tarfile notices the short stream on its next read
+        return self._pos
+
+
 class _Unpacker:
     """State of one apply_tar call: resolver cache, paths this layer wrote, deferred dir times."""
 
@@ -357,7 +383,7 @@ def apply_tar(stream: BinaryIO, dest: str, *, whiteouts: Whiteouts) -> int:
     header_errors: list[Exception] = []
     tarinfo = _header_checking_tarinfo(header_errors)
     try:
-        tar = tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK, tarinfo=tarinfo)  # noqa: SIM115
+        tar = tarfile.open(fileobj=_ForwardReader(stream), mode="r:", tarinfo=tarinfo)  # noqa: SIM115
     except tarfile.ReadError as e:
         if header_errors and isinstance(header_errors[-1], tarfile.EmptyHeaderError):
             return 0  # an empty stream is an empty layer
@@ -366,7 +392,7 @@ def apply_tar(stream: BinaryIO, dest: str, *, whiteouts: Whiteouts) -> int:
     try:
         with tar:
             while (member := tar.next()) is not None:
-                tar.members.clear()  # stream mode: keep memory flat on huge layers
+                tar.members.clear()  # keep memory flat on huge layers
                 unpacker.apply(tar, member)
     except (tarfile.TarError, EOFError) as e:
         where = f" after {member.name!r}" if member is not None else ""
@@ -625,10 +651,10 @@ def write_changes_tar(root: str, changes: list[Change], out: BinaryIO) -> None:
             if change.kind == CHANGE_DELETE:
                 writer.whiteout(posixpath.join(parent_rel, WHITEOUT_PREFIX + base))
                 continue
-            path = posixpath.join(resolver.directory(parent_rel, create=False), base)
             try:
+                path = posixpath.join(resolver.directory(parent_rel, create=False), base)
                 st = os.lstat(path)
-            except FileNotFoundError:
+            except (LayerError, FileNotFoundError):
                 continue  # gone since the changes were computed
             if is_whiteout(st):
                 writer.whiteout(posixpath.join(parent_rel, WHITEOUT_PREFIX + base))

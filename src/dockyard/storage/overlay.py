@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import stat
 import string
 import tempfile
 from typing import Any, BinaryIO
@@ -43,7 +44,7 @@ def _probe(directory: str) -> str | None:
             os.mkdir(d)
         try:
             os.setxattr(lower, "trusted.overlay.opaque", b"y")
-            os.mknod(os.path.join(lower, "whiteout"), 0o020000, os.makedev(0, 0))
+            os.mknod(os.path.join(lower, "whiteout"), stat.S_IFCHR, os.makedev(0, 0))
         except OSError:
             return None
         for extra in _OPTION_CANDIDATES:
