@@ -34,7 +34,7 @@ def subreaper():
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
     yield
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
-    for root in set(v1_mountpoints().values()):
+    for root in {*v1_mountpoints().values(), "/sys/fs/cgroup/unified"}:  # runc also uses the hybrid v2 tree
         with contextlib.suppress(OSError):
             os.rmdir(os.path.join(root, PARENT))
 

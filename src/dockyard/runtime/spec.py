@@ -13,7 +13,7 @@ from dockyard.runtime.base import RuntimeFailure
 from dockyard.runtime.builtin.caps import DEFAULT_CAPABILITIES, all_capabilities
 from dockyard.runtime.user import UserLookupError, resolve_user
 
-OCI_VERSION = "1.2.0"
+OCI_VERSION = "1.1.0"  # the newest that runc 1.1 and crun 1.8 (Debian 12) accept
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 DEFAULT_NOFILE = 1048576
@@ -150,8 +150,18 @@ def tweak_capabilities(
     return caps + [c for c in cap_add if c not in caps]
 
 
+def _default_nofile() -> int:
+    """Docker's containers inherit dockerd's nofile limit (1048576 under its systemd unit). Without
+    CAP_SYS_RESOURCE (a nested sandbox) no runtime can raise a hard limit, so never ask above ours."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return DEFAULT_NOFILE if hard == resource.RLIM_INFINITY else min(DEFAULT_NOFILE, hard)
+
+
 def _rlimits(ulimits: list[dict]) -> list[dict]:
-    limits = {"nofile": (DEFAULT_NOFILE, DEFAULT_NOFILE)}
+    nofile = _default_nofile()
+    limits = {"nofile": (nofile, nofile)}
     for ulimit in ulimits:
         name = str(ulimit.get("Name", "")).lower()
         if name not in _RLIMIT_NAMES:

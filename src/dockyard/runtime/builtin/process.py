@@ -69,15 +69,11 @@ def apply_rlimits(rlimits: list[dict]) -> None:
         number = getattr(resource, limit["type"], None)
         if number is None:
             raise ExecError(f"unknown rlimit {limit['type']}")
-        soft, hard = limit["soft"], limit["hard"]
         try:
-            resource.setrlimit(number, (soft, hard))
-        except (ValueError, PermissionError):
-            # Without CAP_SYS_RESOURCE (nested sandboxes) the hard limit cannot rise: clamp to it.
-            current_hard = resource.getrlimit(number)[1]
-            if current_hard == resource.RLIM_INFINITY:
-                raise
-            resource.setrlimit(number, (min(soft, current_hard), min(hard, current_hard)))
+            resource.setrlimit(number, (limit["soft"], limit["hard"]))
+        except (ValueError, OSError) as exc:
+            # Like runc: a limit that cannot be applied is an error, never silently lowered.
+            raise ExecError(f"error setting rlimit type {number}: operation not permitted") from exc
 
 
 def switch_user(process: dict) -> None:

@@ -100,6 +100,14 @@ def _alive(pid: int, start_time: int | None) -> bool:
     return info is not None and info[0] not in ("Z", "X") and (start_time is None or info[1] == start_time)
 
 
+def _kill_and_reap(pid: int) -> None:
+    """Dispose of a half-started child that was reparented to us (the caller is a subreaper)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signals.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
 def _cgroup_sources(cgroup: Cgroup) -> list[tuple[str, str]]:
     """What to bind at the container's /sys/fs/cgroup: its own directory of each hierarchy."""
     if isinstance(cgroup, CgroupV1):
@@ -200,8 +208,7 @@ class BuiltinRuntime:
             error = {"error": "container init exited before it was ready", "code": 125}
         if error is not None:
             if init_pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(init_pid, signals.SIGKILL)
+                _kill_and_reap(init_pid)
             raise RuntimeFailure(process.docker_message(error["error"]), error["code"])
         assert init_pid is not None
         return init_pid
@@ -307,6 +314,8 @@ class BuiltinRuntime:
         error = _first_error(messages)
         pid = next((m["pid"] for m in messages if "pid" in m), None)
         if error is not None or pid is None:
+            if pid is not None:
+                _kill_and_reap(pid)  # a pid namespace cannot die while it holds an unreaped zombie
             error = error or {"error": "exec process exited before it started", "code": 125}
             raise RuntimeFailure(process.docker_message(error["error"]), error["code"])
         return pid
