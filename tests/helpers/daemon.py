@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -93,10 +94,8 @@ def host_cleanup(env: DaemonEnv) -> list[str]:
     for mnt in sorted((m for m in mounts if m.startswith(str(env.base))), key=len, reverse=True):
         leftovers.append(f"mount {mnt}")
         subprocess.run(["umount", "-l", mnt], check=False)
-    for cg in Path("/sys/fs/cgroup").glob("*/dockyard/*"):
-        if cg.is_dir() and not (cg / "cgroup.procs").read_text().strip():
-            try:
-                cg.rmdir()
-            except OSError:
-                pass
+    for cg in [*Path("/sys/fs/cgroup").glob("*/dockyard/*"), *Path("/sys/fs/cgroup").glob("*/dockyard")]:
+        # Children first, then the shared parent; a cgroup that still has processes stays.
+        with contextlib.suppress(OSError):
+            cg.rmdir()
     return leftovers

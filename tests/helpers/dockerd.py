@@ -5,6 +5,7 @@ It never touches the host's network: no bridge, no iptables. Used by optional te
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import subprocess
@@ -30,7 +31,7 @@ class PrivateDockerd:
                 ["dockerd", "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
                  "-H", f"unix://{self.sock}", "--pidfile", str(self.base / "docker.pid"), "--bridge=none",
                  "--iptables=false", "--ip6tables=false", "--containerd-namespace", "dyoracle",
-                 "--containerd-plugins-namespace", "dyoraclep"],
+                 "--containerd-plugins-namespace", "dyoraclep", "--cgroup-parent", "dyoracle"],
                 stdout=log, stderr=log,
             )
         deadline = time.time() + timeout
@@ -57,6 +58,9 @@ class PrivateDockerd:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        for cg in Path("/sys/fs/cgroup").glob("*/dyoracle"):
+            with contextlib.suppress(OSError):
+                cg.rmdir()
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             mnt = line.split()[4]
             if mnt.startswith(str(self.base)):
