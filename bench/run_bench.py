@@ -10,6 +10,7 @@ is imported into each; runs are interleaved so that machine noise hits all engin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -27,11 +28,13 @@ from tests.helpers.dockerd import PrivateDockerd
 from tests.helpers.rootfs import busybox_rootfs_tar
 
 
-def rss_kb(pid: int) -> int:
+def pss_kb(pid: int) -> int:
+    """Proportional set size: private pages plus a fair share of shared ones (shared libraries,
+    copy-on-write pages of a forked parent). Summing RSS would count shared pages once per process."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith("Pss:"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -75,8 +78,13 @@ class Dockyard(Engine):
             subprocess.run([*self.cli, "run", "-d", "busybox", "sleep", "1000"], check=True, capture_output=True)
 
     def memory_kb(self) -> tuple[int, int]:
-        monitors = [p for p in pids_matching("dockyard.runtime.monitor") if str(self.env.base) in _cmdline(p)]
-        return rss_kb(self.env.proc.pid), sum(rss_kb(p) for p in monitors)
+        monitors = []
+        for pid_file in (self.env.data_root / "containers").glob("*/monitor.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                monitors.append(int(pid_file.read_text().strip()))
+        zygotes = [p for p in pids_matching("dockyard.runtime.zygote") if _parent(p) == self.env.proc.pid]
+        daemon = pss_kb(self.env.proc.pid) + sum(pss_kb(p) for p in zygotes)
+        return daemon, sum(pss_kb(p) for p in monitors)
 
     def close(self) -> None:
         ids = self.env.cli("ps", "-aq").stdout.decode().split()
@@ -106,7 +114,7 @@ class Docker(Engine):
         assert self.dockerd.proc is not None
         containerd = [p for p in pids_matching("containerd --config") if str(self.dockerd.base) in _cmdline(p)]
         shims = [p for p in pids_matching("containerd-shim") if "dyoracle" in _cmdline(p)]
-        return sum(rss_kb(p) for p in [self.dockerd.proc.pid, *containerd]), sum(rss_kb(p) for p in shims)
+        return sum(pss_kb(p) for p in [self.dockerd.proc.pid, *containerd]), sum(pss_kb(p) for p in shims)
 
     def close(self) -> None:
         self.dockerd.stop()
@@ -127,6 +135,13 @@ class Podman(Engine):
     def close(self) -> None:
         subprocess.run([*self.cli, "rm", "-af"], capture_output=True)
         subprocess.run([*self.cli, "system", "reset", "-f"], capture_output=True)
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _cmdline(pid: int) -> str:
@@ -165,7 +180,8 @@ def bench_latency(engines: list[Engine], runs: int) -> str:
 
 
 def bench_memory(engines: list[Engine], count: int) -> str:
-    rows = [["engine", f"daemon growth kB ({count} ctrs)", "per-container processes kB", "total kB", "per container kB"]]
+    rows = [["engine (PSS)", f"daemon growth kB ({count} ctrs)", "per-container processes kB", "total kB",
+             "per container kB"]]
     for e in engines:
         if not hasattr(e, "start_sleepers"):
             continue

@@ -43,12 +43,12 @@ class DaemonEnv:
         return self.cli(*args, check=True, **kw).stdout.decode()
 
     def start(self) -> None:
-        log = open(self.base / "daemon.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dockyard", "daemon", "--data-root", str(self.data_root),
-             "--exec-root", str(self.exec_root), "-H", self.host],
-            stdout=log, stderr=log, env=self.env(),
-        )
+        with open(self.base / "daemon.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dockyard", "daemon", "--data-root", str(self.data_root),
+                 "--exec-root", str(self.exec_root), "-H", self.host],
+                stdout=log, stderr=log, env=self.env(),
+            )
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.socket.exists() and self.cli("version").returncode == 0:
@@ -79,16 +79,19 @@ class DaemonEnv:
 def host_cleanup(env: DaemonEnv) -> list[str]:
     """Force-clean whatever a failed test left; returns what had to be cleaned."""
     leftovers: list[str] = []
-    for line in subprocess.run(["pgrep", "-af", "dockyard.runtime.monitor"], capture_output=True,
-                               text=True).stdout.splitlines():
-        pid, _, cmd = line.partition(" ")
-        if str(env.base) in cmd:
-            leftovers.append(f"monitor {pid}")
-            try:
-                os.killpg(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                os.kill(int(pid), signal.SIGKILL)
-    time.sleep(0.2) if leftovers else None
+    ids = [d.name for d in (env.data_root / "containers").glob("*")] if env.data_root.exists() else []
+    for cid in ids:  # container processes, through their cgroups
+        for procs in Path("/sys/fs/cgroup").glob(f"*/dockyard/{cid}/cgroup.procs"):
+            for pid in procs.read_text().split():
+                leftovers.append(f"container process {pid}")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+    for pid in ours(env.base):  # monitors (and the zygote) run with their cwd in our data root
+        leftovers.append(f"process {pid}")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if leftovers:
+        time.sleep(0.2)
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f]
     for mnt in sorted((m for m in mounts if m.startswith(str(env.base))), key=len, reverse=True):
@@ -99,3 +102,18 @@ def host_cleanup(env: DaemonEnv) -> list[str]:
         with contextlib.suppress(OSError):
             cg.rmdir()
     return leftovers
+
+
+def ours(base: Path) -> list[int]:
+    """Pids of processes whose working directory lies under `base`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if cwd == str(base) or cwd.startswith(str(base) + "/"):
+            found.append(int(proc.name))
+    return found

@@ -57,10 +57,10 @@ class APIClient:
 
     # -- system ----------------------------------------------------------------------------------
     def ping(self) -> dict[str, str]:
-        """GET /_ping; returns the response headers (Api-Version, Ostype, ...)."""
+        """GET /_ping; returns the response headers (Api-Version, Ostype, ...), case-insensitive."""
         response = self.transport.request("GET", "/_ping")
         response.content()
-        return dict(response.headers.items())
+        return response.headers
 
     def version(self) -> dict[str, Any]:
         return self._json("GET", "/version")

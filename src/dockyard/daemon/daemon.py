@@ -134,4 +134,7 @@ class Daemon:
             if isinstance(path, str) and os.path.exists(path):
                 os.unlink(path)
         self._servers.clear()
+        from dockyard.runtime import zygote
+
+        zygote.shutdown()
         os.close(self._lock_fd)

@@ -166,8 +166,7 @@ class MonitorHandle:
 
         Raises RuntimeFailure with docker's exit code (127 missing executable, ...) when the
         runtime cannot create it."""
-        args = [sys.executable, "-m", "dockyard.runtime.monitor", "--id", container_id, "--bundle", bundle,
-                "--state-dir", state_dir, "--runtime", runtime]
+        args = ["--id", container_id, "--bundle", bundle, "--state-dir", state_dir, "--runtime", runtime]
         if runtime_root:
             args += ["--runtime-root", runtime_root]
         if log_path:
@@ -175,22 +174,7 @@ class MonitorHandle:
         for flag, wanted in (("--tty", tty), ("--stdin", open_stdin), ("--stdin-once", stdin_once)):
             if wanted:
                 args.append(flag)
-        with open(os.path.join(state_dir, MONITOR_LOG_NAME), "ab") as monitor_log:
-            proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=monitor_log,
-                start_new_session=True,
-                cwd=state_dir,
-            )
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-        finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
-            proc.wait()  # the monitor forked: this reaps only its short-lived parent
+        line = _launch_monitor(args, state_dir)
         try:
             answer = json.loads(line)
         except ValueError:
@@ -304,3 +288,28 @@ def _read_control(sock: socket.socket) -> dict[str, Any]:
         kind, payload = frame
         if kind == frames.CONTROL:
             return frames.decode_control(payload)
+
+
+def _launch_monitor(args: list[str], state_dir: str) -> bytes:
+    """Start a monitor (forked from the warm zygote, or a fresh interpreter as a fallback) and
+    return its handshake line."""
+    from dockyard.runtime.zygote import launch_monitor
+
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    with open(os.path.join(state_dir, MONITOR_LOG_NAME), "ab") as monitor_log, os.fdopen(read_fd, "rb") as reader:
+        try:
+            if not launch_monitor(args, write_fd, monitor_log.fileno(), state_dir):
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "dockyard.runtime.monitor", *args],
+                    stdin=subprocess.DEVNULL, stdout=write_fd, stderr=monitor_log,
+                    start_new_session=True, cwd=state_dir,
+                )
+                os.close(write_fd)
+                write_fd = -1
+                line = reader.readline()
+                proc.wait()  # the monitor forked: this reaps only its short-lived parent
+                return line
+        finally:
+            if write_fd >= 0:
+                os.close(write_fd)
+        return reader.readline()
