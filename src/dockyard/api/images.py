@@ -29,12 +29,9 @@ def register(router: Router, daemon: Any) -> None:
     def create(req: Request) -> Response | StreamResponse:
         src = req.arg("fromSrc")
         if src is None:
-            ref = req.arg("fromImage") or ""
-            tag = req.arg("tag") or ""
-            raise DockyardError(
-                f"cannot pull {ref}{':' + tag if tag and '@' not in tag else tag}: "
-                "pulling from registries is not available in this dockyard version yet"
-            )
+            from dockyard.api.distribution import pull_response
+
+            return pull_response(req, daemon)
         if src != "-":
             raise InvalidParameter("importing from a URL is not supported: pass the tarball as the request body")
         repo, tag = req.arg("repo") or "", req.arg("tag") or ""

@@ -200,6 +200,20 @@ class APIClient:
         return self.transport.request("POST", f"/images/{_p(name)}/push", params={"tag": tag},
                                       headers={"X-Registry-Auth": encode_auth(auth)}, timeout=None)
 
+    def login(self, auth: dict[str, Any]) -> dict[str, Any]:
+        """POST /auth: the daemon checks the credentials against the registry."""
+        return self._json("POST", "/auth", json_body=auth)
+
+    def search_images(self, term: str, limit: int | None = None, filters: Filters = None,
+                      auth: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        params = {"term": term, "limit": limit, "filters": encode_filters(filters)}
+        return self.transport.request("GET", "/images/search", params=params,
+                                      headers={"X-Registry-Auth": encode_auth(auth)}).json()
+
+    def distribution_inspect(self, image: str, auth: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.transport.request("GET", f"/distribution/{_p(image)}/json",
+                                      headers={"X-Registry-Auth": encode_auth(auth)}).json()
+
     def import_image(self, source: bytes | Iterable[bytes] | Any = None, *, from_src: str = "-",
                      repository: str | None = None, tag: str | None = None, message: str | None = None,
                      changes: list[str] | None = None, platform: str | None = None) -> Response:

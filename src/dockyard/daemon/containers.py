@@ -323,6 +323,7 @@ class ContainerService:
             if not c.running or c.monitor is None:
                 raise Conflict(f"Cannot kill container: {ref}: container {c.id} is not running")
             c.monitor.kill(sig)
+            self._thaw_if_paused(c)
         self._event(c, "kill", signal=str(sig))
 
     def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
@@ -344,6 +345,7 @@ class ContainerService:
                     c.monitor.kill(sig)
                 except Exception as exc:
                     log.debug("stop signal to %s: %s", c.id[:12], exc)
+                self._thaw_if_paused(c)
             if timeout < 0:
                 c.changed.wait_for(lambda: c.exit_count != generation or not c.running)
             elif not c.changed.wait_for(lambda: c.exit_count != generation or not c.running, timeout):
@@ -362,6 +364,16 @@ class ContainerService:
         with c.lock:
             self._start_locked(c)
         self._event(c, "restart")
+
+    @staticmethod
+    def _thaw_if_paused(c: Container) -> None:
+        """Signals reach a paused container's processes only once thawed (docker unpauses on kill/stop)."""
+        if c.state.get("Paused"):
+            from dockyard.daemon.container_ops import cgroup_of
+
+            with contextlib.suppress(OSError):
+                cgroup_of(c).thaw()
+            c.state.update(Paused=False, Status="running")
 
     # ------------------------------------------------------------------ wait
     def wait(self, ref: str, condition: str = "not-running") -> Callable[[], dict[str, Any]]:
@@ -515,12 +527,12 @@ class ContainerService:
         c = self.get(ref)
         return _stream_writer(lambda out: self._with_rootfs(c, lambda root: write_tree_tar(root, out)))
 
-    def _with_rootfs(self, c: Container, fn: Callable[[str], None]) -> None:
+    def _with_rootfs(self, c: Container, fn: Callable[[str], None], readonly: bool = True) -> None:
         """Run fn on the merged root, mounting it for the duration when the container is stopped."""
         with c.lock:
             mounted_here = not os.path.ismount(c.rootfs)
             if mounted_here:
-                self.snapshotter.mount(c.id, str(c.rootfs), readonly=True)
+                self.snapshotter.mount(c.id, str(c.rootfs), readonly=readonly)
         try:
             fn(str(c.rootfs))
         finally:

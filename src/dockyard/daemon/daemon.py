@@ -32,6 +32,8 @@ class Daemon:
         exec_root: str = DEFAULT_EXEC_ROOT,
         storage_driver: str = "auto",
         default_runtime: str = "builtin",
+        insecure_registries: tuple[str, ...] = (),
+        max_concurrent_downloads: int = 3,
     ) -> None:
         from dockyard.image.store import ImageStore
         from dockyard.storage import open_snapshotter
@@ -49,6 +51,11 @@ class Daemon:
             self.data_root / "containers", self.exec_root, self.images, self.snapshotter, self.events, default_runtime
         )
         self.image_service = ImageService(self.images, self.containers, self.events)
+        from dockyard.daemon.distribution import DistributionService
+
+        self.distribution = DistributionService(self.images, self.events, self.data_root,
+                                                insecure_registries=insecure_registries,
+                                                max_concurrent_downloads=max_concurrent_downloads)
         self.router = self._build_router()
         self._servers: list[Any] = []
 
@@ -74,12 +81,13 @@ class Daemon:
             return value
 
     def _build_router(self) -> Router:
-        from dockyard.api import containers, images, system
+        from dockyard.api import containers, distribution, images, system
 
         router = Router()
         system.register(router, self)
         containers.register(router, self)
         images.register(router, self)
+        distribution.register(router, self)
         return router
 
     # ------------------------------------------------------------------ attach glue

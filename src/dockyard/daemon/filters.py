@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import InvalidParameter
@@ -15,6 +16,50 @@ CONTAINER_FILTERS = {
     "health", "isolation", "is-task", "publish", "expose",
 }
 STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead"}
+PRUNE_FILTERS = {"label", "label!", "until"}
+
+
+def parse_timestamp(value: str, now: float | None = None) -> float:
+    """docker's GetTimestamp for `until`/`since` filters: unix seconds, RFC 3339 (or a date), or a Go
+    duration meaning that long ago ("24h")."""
+    from dockyard.cli.units import parse_go_duration  # a pure function; lives with the CLI's units
+
+    duration = parse_go_duration(value)
+    if duration is not None:
+        return (time.time() if now is None else now) - duration
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    text = value if "T" in value else value + "T00:00:00"
+    if not any(ch in text[10:] for ch in "Z+-"):
+        text += "Z"
+    try:
+        return parse_rfc3339(text)
+    except ValueError:
+        raise InvalidParameter(f"failed to parse value as time or duration: \"{value}\"") from None
+
+
+def check_keys(filters: dict[str, list[str]], allowed: set[str]) -> None:
+    for key in filters:
+        if key not in allowed:
+            raise InvalidParameter(f"invalid filter '{key}'")
+
+
+def labels_match(labels: dict[str, str], filters: dict[str, list[str]]) -> bool:
+    """`label=k[=v]` all must match; `label!=k[=v]` none may (docker's prune label rules)."""
+    if not all(_label_ok(labels, v) for v in filters.get("label", [])):
+        return False
+    return not any(_label_ok(labels, v) for v in filters.get("label!", []))
+
+
+def container_prune_matches(c: Container, filters: dict[str, list[str]], now: float | None = None) -> bool:
+    """Whether `docker container prune --filter ...` may remove the (stopped) container."""
+    check_keys(filters, PRUNE_FILTERS)
+    until = filters.get("until")
+    if until and parse_rfc3339(c.record["Created"]) >= parse_timestamp(until[-1], now):
+        return False
+    return labels_match(c.config.get("Labels") or {}, filters)
 
 
 def container_matches(c: Container, filters: dict[str, list[str]], service: Any) -> bool:
@@ -48,6 +93,10 @@ def _match_key(c: Container, key: str, values: list[str], service: Any) -> bool:
         return not c.running and c.state["FinishedAt"][:4] != "0001" and str(c.state["ExitCode"]) in values
     if key == "ancestor":
         return any(_ancestor_ok(c, v, service) for v in values)
+    if key == "health":
+        return (c.state.get("Health") or {}).get("Status", "none") in values
+    if key == "is-task":
+        return "false" in values  # no swarm: no container is a task
     if key in ("before", "since"):
         ref_created = parse_rfc3339(service.get(values[0]).record["Created"])
         mine = parse_rfc3339(c.record["Created"])

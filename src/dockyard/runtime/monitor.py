@@ -2,7 +2,7 @@
 
 One small process per container (what conmon / containerd-shim are for docker): it outlives
 the daemon, is the parent (child subreaper) of the container's init, owns its stdio, writes
-the json-file log, serves attach/start/wait/kill/resize on `monitor.sock` (protocol in
+the json-file log, serves attach/start/wait/kill/resize/exec on `monitor.sock` (protocol in
 docs/architecture.md), records `exit.json` and releases the runtime state. It runs once per
 container, so it imports little (no asyncio, no argparse): selectors and non-blocking sockets.
 """
@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from dockyard.runtime import frames
@@ -106,8 +107,8 @@ def exit_code_from_status(status: int) -> int:
 class Client:
     """One connection on monitor.sock; `role` is set by its first control frame."""
 
-    __slots__ = ("decoder", "kinds", "out", "paused", "read_closed", "role", "sock", "stdin", "stdin_done",
-                 "then_close")
+    __slots__ = ("decoder", "kinds", "out", "paused", "read_closed", "role", "session", "sock", "stdin",
+                 "stdin_done", "then_close")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -120,6 +121,91 @@ class Client:
         self.read_closed = False
         self.then_close = False
         self.paused = False
+        self.session: ExecSession | None = None  # role "exec": the process this connection runs
+
+
+class StdinWriter:
+    """A process's stdin (a pipe, or a dup of its pty master) fed without blocking the loop: data is
+    buffered and written as the process takes it; EOF closes it (a terminal gets ^D first).
+    `on_pressure(True)` asks the senders to pause while too much is buffered."""
+
+    __slots__ = ("buf", "eof", "fd", "on_pressure", "sel", "tty")
+
+    def __init__(self, sel: selectors.BaseSelector, fd: int, tty: bool,
+                 on_pressure: Callable[[bool], None]) -> None:
+        os.set_blocking(fd, False)
+        self.sel = sel
+        self.fd: int | None = fd
+        self.tty = tty
+        self.buf = bytearray()
+        self.eof = False
+        self.on_pressure = on_pressure
+
+    @property
+    def open(self) -> bool:
+        """Whether input is still accepted."""
+        return self.fd is not None and not self.eof
+
+    def write(self, data: bytes) -> None:
+        if self.open:
+            self.buf += data
+            self.flush()
+
+    def end(self) -> None:
+        """No more input: close once what is buffered has been written."""
+        if self.open:
+            self.eof = True
+            self.flush()
+
+    def flush(self, *_event: object) -> None:
+        """Push buffered bytes; wait for writability when the process is slow."""
+        fd = self.fd
+        if fd is None:
+            return
+        try:
+            while self.buf:
+                written = os.write(fd, self.buf)
+                del self.buf[:written]
+        except BlockingIOError:
+            pass
+        except OSError:  # the process closed its stdin: nothing more can go in
+            self.buf.clear()
+            self.eof = True
+        registered = fd in self.sel.get_map()
+        if self.buf and not registered:
+            self.sel.register(fd, selectors.EVENT_WRITE, self.flush)
+        elif not self.buf and registered:
+            self.sel.unregister(fd)
+        if not self.buf and self.eof:
+            self.close()
+        self.on_pressure(len(self.buf) > STDIN_HIGH_WATER)
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        if self.tty:
+            with contextlib.suppress(OSError):
+                os.write(fd, EOT)
+        if fd in self.sel.get_map():
+            self.sel.unregister(fd)
+        os.close(fd)
+
+
+class ExecSession:
+    """One `docker exec` process: its stdio (pipes or its own pty), its connection, its exit."""
+
+    __slots__ = ("client", "drain_deadline", "exec_id", "master", "outputs", "pid", "status", "stdin")
+
+    def __init__(self, exec_id: str, client: Client) -> None:
+        self.exec_id = exec_id
+        self.client = client
+        self.pid = 0
+        self.status: int | None = None
+        self.drain_deadline = 0.0
+        self.master: int | None = None
+        self.outputs: dict[int, int] = {}  # fd → frame kind
+        self.stdin: StdinWriter | None = None
 
 
 class Monitor:
@@ -133,10 +219,9 @@ class Monitor:
         self.sel = selectors.DefaultSelector()
         self.clients: dict[socket.socket, Client] = {}
         self.outputs: dict[int, int] = {}  # fd → frame kind
-        self.stdin_fd: int | None = None
-        self.stdin_buf = bytearray()
-        self.stdin_eof = False
+        self.stdin: StdinWriter | None = None
         self.master: int | None = None
+        self.execs: dict[int, ExecSession] = {}  # host pid → exec
         self.log: Any = None
         self.init_pid = 0
         self.init_status: int | None = None
@@ -177,8 +262,9 @@ class Monitor:
             return Stdio(slave, slave, slave, terminal=True)
         stdin_child = None
         if want_stdin:
-            stdin_child, self.stdin_fd = os.pipe2(os.O_CLOEXEC)
+            stdin_child, stdin_fd = os.pipe2(os.O_CLOEXEC)
             child_fds.append(stdin_child)
+            self.stdin = StdinWriter(self.sel, stdin_fd, False, self._pause_stdin_senders)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         child_fds += [out_w, err_w]
@@ -189,8 +275,8 @@ class Monitor:
         os.set_inheritable(master, False)
         self.master = master
         self.outputs = {master: frames.STDOUT}
-        if self.opts["stdin"]:
-            self.stdin_fd = os.dup(master)  # own fd: registered for writing independently
+        if self.opts["stdin"]:  # own fd: registered for writing independently
+            self.stdin = StdinWriter(self.sel, os.dup(master), True, self._pause_stdin_senders)
 
     def listen(self) -> None:
         """Bind monitor.sock (0600; relative to state-dir, long paths are fine), write the pid."""
@@ -226,17 +312,19 @@ class Monitor:
         for fd in self.outputs:
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ, self._on_output)
-        if self.stdin_fd is not None:
-            os.set_blocking(self.stdin_fd, False)
         self._reap()
         drain_deadline = None
         while True:
+            self._end_finished_execs()
             if self.init_status is not None:
                 if drain_deadline is None:
                     drain_deadline = time.monotonic() + DRAIN_TIMEOUT
                 if not self.outputs or time.monotonic() >= drain_deadline:
                     break
-            timeout = None if drain_deadline is None else max(0.0, drain_deadline - time.monotonic())
+            deadlines = [s.drain_deadline for s in self.execs.values() if s.status is not None]
+            if drain_deadline is not None:
+                deadlines.append(drain_deadline)
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             for key, events in sel.select(timeout):
                 key.data(key.fileobj, events)
         self._finish()
@@ -261,6 +349,10 @@ class Monitor:
             if pid == self.init_pid and self.init_status is None:
                 self.init_status = status
                 self.finished_at = _now_rfc3339()
+            elif pid in self.execs:
+                session = self.execs[pid]
+                session.status = status
+                session.drain_deadline = time.monotonic() + DRAIN_TIMEOUT
 
     def _on_output(self, fd: int, _events: int) -> None:
         try:
@@ -335,9 +427,9 @@ class Monitor:
     def _client_read_eof(self, client: Client) -> None:
         """The peer closed (or half-closed) its side: its stdin ended; keep sending output."""
         client.read_closed = True
-        if client.role == "attach" and client.stdin:
+        if client.role in ("attach", "exec") and client.stdin:
             self._client_stdin_eof(client)
-        if (client.role == "attach" and client.kinds) or client.role == "wait":
+        if (client.role == "attach" and client.kinds) or client.role in ("wait", "exec"):
             self._update_events(client)
         elif client.out:
             client.then_close = True
@@ -350,11 +442,13 @@ class Monitor:
             if kind != frames.CONTROL:
                 raise frames.FrameError("first frame must be a control frame")
             self._on_request(client, frames.decode_control(payload))
-        elif kind == frames.STDIN and client.role == "attach" and client.stdin and not client.stdin_done:
-            if payload:
-                self._queue_stdin(payload)
-            else:
+        elif kind == frames.STDIN and client.stdin and not client.stdin_done:
+            if not payload:
                 self._client_stdin_eof(client)
+            elif client.session is not None and client.session.stdin is not None:
+                client.session.stdin.write(payload)
+            elif client.role == "attach" and self.stdin is not None:
+                self.stdin.write(payload)
 
     def _on_request(self, client: Client, req: dict[str, Any]) -> None:
         op = req.get("op")
@@ -375,7 +469,7 @@ class Monitor:
         client.kinds = tuple(
             kind for kind, key in ((frames.STDOUT, "stdout"), (frames.STDERR, "stderr")) if req.get(key)
         )
-        client.stdin = bool(req.get("stdin")) and self.stdin_fd is not None and not self.stdin_eof
+        client.stdin = bool(req.get("stdin")) and self.stdin is not None and self.stdin.open
         self._send(client, frames.encode_control({"ok": True}))
         if self.result is not None:
             self._reply(client, {"exit": self.result["ExitCode"]})
@@ -402,27 +496,157 @@ class Monitor:
             self._reply(client, {"error": "container is not running"})
             return
         try:
-            self.backend.kill(self.container_id, int(req.get("signal", signal.SIGKILL)))
-        except (RuntimeFailure, OSError, ValueError) as exc:
+            sig = int(req.get("signal", signal.SIGKILL))
+            if req.get("exec"):
+                os.kill(self._exec_session(str(req["exec"])).pid, sig)  # unreaped child: no pid reuse
+            else:
+                self.backend.kill(self.container_id, sig)
+        except (RuntimeFailure, OSError, ValueError, KeyError) as exc:
             self._reply(client, {"error": str(exc)})
             return
         self._reply(client, {"ok": True})
 
     def _op_resize(self, client: Client, req: dict[str, Any]) -> None:
-        if self.master is None:
-            self._reply(client, {"error": "the container has no tty"})
-            return
-        import fcntl
-        import struct
-        import termios
-
         try:
-            size = struct.pack("HHHH", int(req["height"]), int(req["width"]), 0, 0)
-            fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
-        except (KeyError, ValueError, OSError, struct.error) as exc:
+            master = self._exec_session(str(req["exec"])).master if req.get("exec") else self.master
+        except KeyError as exc:
+            self._reply(client, {"error": str(exc)})
+            return
+        if master is None:
+            self._reply(client, {"error": "the process has no tty"})
+            return
+        try:
+            _set_winsize(master, req["height"], req["width"])
+        except (KeyError, ValueError, TypeError, OSError) as exc:
             self._reply(client, {"error": f"resize failed: {exc}"})
             return
         self._reply(client, {"ok": True})
+
+    # ----------------------------------------------------------------------- exec
+
+    def _op_exec(self, client: Client, req: dict[str, Any]) -> None:
+        """Start a process in the running container; this connection then carries its stdio
+        (like attach) and ends with {"exit": code}."""
+        exec_process = getattr(self.backend, "exec_process", None)
+        process = req.get("process")
+        if self.init_status is not None:
+            self._reply(client, {"error": f"container {self.container_id} is not running", "exit_code": 126})
+            return
+        if exec_process is None or not isinstance(process, dict):
+            self._reply(client, {"error": "exec is not supported by this runtime" if exec_process is None
+                                 else "exec needs a process", "exit_code": 126})
+            return
+        session = ExecSession(str(req.get("id") or ""), client)
+        child_fds: list[int] = []
+        try:
+            stdio = self._exec_stdio(session, req, bool(process.get("terminal")), child_fds)
+            session.pid = exec_process(self.container_id, process, stdio)
+        except (RuntimeFailure, OSError) as exc:
+            self._close_exec_stdio(session)
+            message, code = (exc.message, exc.exit_code) if isinstance(exc, RuntimeFailure) else (str(exc), 126)
+            self._reply(client, {"error": message, "exit_code": code})
+            return
+        finally:
+            for fd in child_fds:
+                os.close(fd)
+        take_console = getattr(self.backend, "take_console", None)
+        if stdio.terminal and take_console is not None:
+            self._use_exec_master(session, take_console(self.container_id), req)
+        for fd in session.outputs:
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, lambda f, _e, s=session: self._on_exec_output(s, f))
+        client.role = "exec"
+        client.session = session
+        client.stdin = session.stdin is not None
+        self.execs[session.pid] = session
+        self._send(client, frames.encode_control({"ok": True, "pid": session.pid}))
+
+    def _exec_stdio(self, session: ExecSession, req: dict[str, Any], tty: bool, child_fds: list[int]) -> Stdio:
+        """The exec's own pipes (only for the streams asked for; /dev/null otherwise) or its own pty."""
+        if tty:
+            if hasattr(self.backend, "take_console"):
+                return Stdio(None, -1, -1, terminal=True)
+            master, slave = os.openpty()
+            child_fds.append(slave)
+            self._use_exec_master(session, master, req)
+            return Stdio(slave, slave, slave, terminal=True)
+        stdin_child = None
+        if req.get("stdin"):
+            stdin_child, stdin_fd = os.pipe2(os.O_CLOEXEC)
+            child_fds.append(stdin_child)
+            session.stdin = StdinWriter(self.sel, stdin_fd, False, lambda p: self._pause_client(session.client, p))
+        ends = []
+        for kind, key in ((frames.STDOUT, "stdout"), (frames.STDERR, "stderr")):
+            if req.get(key):
+                read_end, write_end = os.pipe2(os.O_CLOEXEC)
+                session.outputs[read_end] = kind
+            else:
+                write_end = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            child_fds.append(write_end)
+            ends.append(write_end)
+        return Stdio(stdin_child, ends[0], ends[1])
+
+    def _use_exec_master(self, session: ExecSession, master: int | None, req: dict[str, Any]) -> None:
+        if master is None:
+            return
+        os.set_inheritable(master, False)
+        session.master = master
+        session.outputs = {master: frames.STDOUT}
+        if req.get("height") and req.get("width"):
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                _set_winsize(master, req["height"], req["width"])
+        if req.get("stdin"):
+            session.stdin = StdinWriter(self.sel, os.dup(master), True,
+                                        lambda p: self._pause_client(session.client, p))
+
+    def _on_exec_output(self, session: ExecSession, fd: int) -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            self.sel.unregister(fd)
+            del session.outputs[fd]
+            if fd != session.master:
+                os.close(fd)
+            return
+        if session.client.sock in self.clients:
+            self._send(session.client, frames.encode_frame(session.outputs[fd], data))
+
+    def _exec_session(self, exec_id: str) -> ExecSession:
+        for session in self.execs.values():
+            if session.exec_id == exec_id:
+                return session
+        raise KeyError(f"no such exec: {exec_id}")
+
+    def _end_finished_execs(self, force: bool = False) -> None:
+        """Report the exit of execs whose output is drained (or whose drain time is up)."""
+        now = time.monotonic()
+        for pid, session in list(self.execs.items()):
+            if not force and (session.status is None or (session.outputs and now < session.drain_deadline)):
+                continue
+            del self.execs[pid]
+            self._close_exec_stdio(session)
+            code = 137 if session.status is None else exit_code_from_status(session.status)
+            if session.client.sock in self.clients:
+                self._reply(session.client, {"exit": code})
+
+    def _close_exec_stdio(self, session: ExecSession) -> None:
+        for fd in list(session.outputs):
+            if fd in self.sel.get_map():
+                self.sel.unregister(fd)
+            if fd != session.master:
+                os.close(fd)
+        session.outputs = {}
+        if session.stdin is not None:
+            session.stdin.close()
+        if session.master is not None:
+            os.close(session.master)
+            session.master = None
 
     def _op_info(self, client: Client, _req: dict[str, Any]) -> None:
         self._reply(client, {"pid": self.init_pid, "monitor_pid": os.getpid(),
@@ -438,56 +662,23 @@ class Monitor:
 
     # ----------------------------------------------------------------------- stdin
 
-    def _queue_stdin(self, data: bytes) -> None:
-        if self.stdin_fd is None or self.stdin_eof:
-            return
-        self.stdin_buf += data
-        self._write_stdin(self.stdin_fd, selectors.EVENT_WRITE)
-
     def _client_stdin_eof(self, client: Client) -> None:
         client.stdin_done = True
-        if self.opts["stdin-once"] and not self.stdin_eof:
-            self.stdin_eof = True
-            self._write_stdin(self.stdin_fd, selectors.EVENT_WRITE)
-
-    def _write_stdin(self, fd: int | None, _events: int) -> None:
-        """Push buffered stdin; close it once drained after EOF; pause senders when full."""
-        if fd is None:
-            return
-        try:
-            while self.stdin_buf:
-                written = os.write(fd, self.stdin_buf)
-                del self.stdin_buf[:written]
-        except BlockingIOError:
-            pass
-        except OSError:  # the container closed its stdin: nothing more can go in
-            self.stdin_buf.clear()
-            self.stdin_eof = True
-        registered = fd in self.sel.get_map()
-        if self.stdin_buf and not registered:
-            self.sel.register(fd, selectors.EVENT_WRITE, self._write_stdin)
-        elif not self.stdin_buf and registered:
-            self.sel.unregister(fd)
-        if not self.stdin_buf and self.stdin_eof:
-            self._close_stdin()
-        self._pause_stdin_senders(len(self.stdin_buf) > STDIN_HIGH_WATER)
-
-    def _close_stdin(self) -> None:
-        fd, self.stdin_fd = self.stdin_fd, None
-        if fd is None:
-            return
-        if self.master is not None:
-            with contextlib.suppress(OSError):
-                os.write(fd, EOT)
-        if fd in self.sel.get_map():
-            self.sel.unregister(fd)
-        os.close(fd)
+        if client.session is not None:
+            if client.session.stdin is not None:
+                client.session.stdin.end()
+        elif self.opts["stdin-once"] and self.stdin is not None:
+            self.stdin.end()
 
     def _pause_stdin_senders(self, pause: bool) -> None:
-        for client in self.clients.values():
-            if client.stdin and not client.stdin_done and client.paused != pause:
-                client.paused = pause
-                self._update_events(client)
+        for client in list(self.clients.values()):
+            if client.role == "attach":
+                self._pause_client(client, pause)
+
+    def _pause_client(self, client: Client, pause: bool) -> None:
+        if client.stdin and not client.stdin_done and client.paused != pause:
+            client.paused = pause
+            self._update_events(client)
 
     # ----------------------------------------------------------------------- sending
 
@@ -563,7 +754,10 @@ class Monitor:
             self._close_output(fd)
         if self.log is not None:
             self.log.close()
-        self._close_stdin()
+        if self.stdin is not None:
+            self.stdin.close()
+        self._reap()
+        self._end_finished_execs(force=True)
         assert self.init_status is not None
         code = exit_code_from_status(self.init_status)
         error = ""
@@ -601,6 +795,15 @@ class Monitor:
                 key.data(key.fileobj, events)
         for client in list(self.clients.values()):
             self._drop(client)
+
+
+def _set_winsize(fd: int, height: Any, width: Any) -> None:
+    """TIOCSWINSZ on a pty master; the process group of the terminal gets SIGWINCH."""
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", int(height), int(width), 0, 0))
 
 
 def _quietly(func: Any, *args: Any) -> Any:

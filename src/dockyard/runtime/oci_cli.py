@@ -53,7 +53,7 @@ class OCICliRuntime:
             pid_file = os.path.join(work, "init.pid")
             args = ["create", "--bundle", bundle, "--pid-file", pid_file]
             if stdio.terminal:
-                master, rc = self._create_with_console(args, container_id, log, work)
+                master, rc = self._run_with_console(args, container_id, log, work)
             else:
                 master = None
                 proc = subprocess.Popen(
@@ -79,8 +79,42 @@ class OCICliRuntime:
             self._memory_cgroups[container_id] = cgroup
         return pid
 
+    def exec_process(self, container_id: str, process: dict, stdio: Stdio) -> int:
+        """`<runtime> exec --detach --process`: start `process` (an OCI process object) in the
+        running container; returns its host pid (a child of ours, the caller being a subreaper).
+        With a terminal, its pty master is then available from `take_console`."""
+        work = self._scratch_dir("exec")
+        try:
+            log = os.path.join(work, "log.json")
+            pid_file = os.path.join(work, "exec.pid")
+            process_file = os.path.join(work, "process.json")
+            with open(process_file, "w") as f:
+                json.dump(process, f)
+            args = ["exec", "--detach", "--pid-file", pid_file, "--process", process_file]
+            master = None
+            if stdio.terminal:
+                master, rc = self._run_with_console(args, container_id, log, work)
+            else:
+                rc = subprocess.Popen(
+                    self._command(log, [*args, container_id]),
+                    stdin=stdio.stdin if stdio.stdin is not None else subprocess.DEVNULL,
+                    stdout=stdio.stdout,
+                    stderr=stdio.stderr,
+                ).wait()
+            if rc != 0:
+                if master is not None:
+                    os.close(master)
+                raise self._failure("exec", log, "")
+            with open(pid_file) as f:
+                pid = int(f.read().strip())
+        finally:
+            _remove_scratch(work)
+        if master is not None:
+            self._consoles[container_id] = master
+        return pid
+
     def take_console(self, container_id: str) -> int | None:
-        """The pty master received during create (terminal containers); the caller owns it."""
+        """The pty master received by the last terminal create or exec; the caller owns it."""
         return self._consoles.pop(container_id, None)
 
     def start(self, container_id: str) -> None:
@@ -142,10 +176,10 @@ class OCICliRuntime:
             check=False,
         )
 
-    def _create_with_console(
+    def _run_with_console(
         self, args: list[str], container_id: str, log: str, work: str
     ) -> tuple[int | None, int]:
-        """Run create while accepting the pty master the runtime sends on a console socket."""
+        """Run create/exec while accepting the pty master the runtime sends on a console socket."""
         console_dir = work
         if len(os.fsencode(os.path.join(work, "console.sock"))) >= UNIX_PATH_MAX:
             console_dir = _private_dir(SHORT_SCRATCH_ROOT, "console")  # sun_path is 108 bytes

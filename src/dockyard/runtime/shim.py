@@ -85,8 +85,9 @@ def connect_socket(state_dir: str, timeout: float | None = CALL_TIMEOUT) -> sock
 class AttachConnection:
     """One attach stream: output frames in, stdin out. One thread may read while another writes."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, pid: int = 0) -> None:
         self._sock = sock
+        self.pid = pid  # an exec's process (host pid); 0 for an attach
         self.exit_code: int | None = None
         self._ended = False
 
@@ -204,19 +205,32 @@ class MonitorHandle:
 
     def attach(self, stdin: bool, stdout: bool, stderr: bool) -> AttachConnection:
         """Attach to the container's stdio; output produced from now on is delivered."""
+        return self._open_stream({"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr})
+
+    def exec(self, exec_id: str, process: dict[str, Any], *, stdin: bool, stdout: bool, stderr: bool,
+             console_size: tuple[int, int] | None = None) -> AttachConnection:
+        """Start `process` (an OCI process object) in the running container. The connection carries
+        its output (and its stdin when asked for) and ends with its exit code; RuntimeFailure
+        (docker's 126/127) when it cannot start."""
+        request: dict[str, Any] = {"op": "exec", "id": exec_id, "process": process, "stdin": stdin,
+                                   "stdout": stdout, "stderr": stderr}
+        if console_size:
+            request["height"], request["width"] = console_size
+        return self._open_stream(request)
+
+    def _open_stream(self, request: dict[str, Any]) -> AttachConnection:
         sock = connect_socket(self.state_dir)
         try:
-            sock.sendall(frames.encode_control({"op": "attach", "stdin": stdin, "stdout": stdout,
-                                                "stderr": stderr}))
+            sock.sendall(frames.encode_control(request))
             ack = _read_control(sock)
         except (OSError, frames.FrameError, MonitorGone):
             sock.close()
             raise MonitorGone() from None
         if "error" in ack:
             sock.close()
-            raise RuntimeFailure(str(ack["error"]))
+            raise RuntimeFailure(str(ack["error"]), int(ack.get("exit_code", 125)))
         sock.settimeout(None)
-        return AttachConnection(sock)
+        return AttachConnection(sock, int(ack.get("pid", 0)))
 
     def wait(self, timeout: float | None = None) -> ExitStatus:
         """Block until the container exited; works after the monitor is gone (exit.json)."""
@@ -231,13 +245,14 @@ class MonitorHandle:
             error=str(reply.get("error") or ""),
         )
 
-    def kill(self, sig: int) -> None:
-        """Send a signal to the container's init."""
-        self._call({"op": "kill", "signal": int(sig)})
+    def kill(self, sig: int, exec_id: str | None = None) -> None:
+        """Send a signal to the container's init (or to one of its execs)."""
+        self._call({"op": "kill", "signal": int(sig), **({"exec": exec_id} if exec_id else {})})
 
-    def resize(self, height: int, width: int) -> None:
-        """Set the container's terminal size."""
-        self._call({"op": "resize", "height": int(height), "width": int(width)})
+    def resize(self, height: int, width: int, exec_id: str | None = None) -> None:
+        """Set the terminal size of the container (or of one of its execs)."""
+        self._call({"op": "resize", "height": int(height), "width": int(width),
+                    **({"exec": exec_id} if exec_id else {})})
 
     def running(self) -> bool:
         """Whether the monitor still serves (the container has not finished exiting)."""

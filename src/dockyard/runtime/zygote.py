@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -36,6 +37,10 @@ def _serve(sock: socket.socket) -> None:
         with contextlib.suppress(ImportError):
             __import__(backend)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    # Everything imported so far is shared with every monitor. Moving it to the GC's permanent
+    # generation keeps the children's collections from touching (and so copying) those pages.
+    gc.collect()
+    gc.freeze()
     while True:
         fds = array.array("i")
         try:
