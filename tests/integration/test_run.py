@@ -221,3 +221,45 @@ def test_rm_rules_and_cleanup(dy):
     assert not (dy.data_root / "containers" / cid).exists()
     gone = dy.cli("inspect", cid)
     assert gone.returncode == 1 and b"No such" in gone.stderr
+
+
+def _wait_for(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_restart_policy_on_failure_counts(dy):
+    cid = dy.out("run", "-d", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo try; exit 3").strip()
+    assert _wait_for(lambda: dy.out("logs", cid).split() == ["try"] * 3)
+    assert _wait_for(lambda: dy.out("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", cid).strip()
+                     == "exited 2")
+    assert dy.out("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "3"
+
+
+def test_restart_policy_always_stops_on_manual_stop(dy):
+    cid = dy.out("run", "-d", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2").strip()
+    assert _wait_for(lambda: int(dy.out("inspect", "-f", "{{.RestartCount}}", cid)) >= 2)
+    dy.out("stop", "-t", "1", cid)
+    count = dy.out("inspect", "-f", "{{.RestartCount}}", cid)
+    time.sleep(1.0)
+    assert dy.out("inspect", "-f", "{{.State.Running}} {{.RestartCount}}", cid).split() == ["false", count.strip()]
+    conflict = dy.cli("run", "--rm", "--restart", "always", "busybox", "true")
+    assert conflict.returncode == 125
+
+
+def test_restart_always_comes_back_with_the_daemon(dy):
+    """A container that exits while the daemon is down is restarted when it comes back (always),
+    but not when the user had stopped it (unless-stopped)."""
+    keep = dy.out("run", "-d", "--restart", "always", "busybox", "sh", "-c", "sleep 1; exit 1").strip()
+    stopped = dy.out("run", "-d", "--restart", "unless-stopped", "busybox", "sleep", "100").strip()
+    dy.out("stop", "-t", "0", stopped)
+    dy.stop()
+    time.sleep(1.5)
+    dy.start()
+    assert _wait_for(lambda: int(dy.out("inspect", "-f", "{{.RestartCount}}", keep)) >= 1)
+    assert dy.out("inspect", "-f", "{{.State.Running}}", stopped).strip() == "false"
+    assert "HasBeenManuallyStopped" not in dy.out("inspect", stopped)

@@ -135,6 +135,11 @@ def register(router: Router, daemon: Any) -> None:
         sock.shutdown_write()
         return HIJACKED
 
+    @router.route("POST", "/containers/{id}/resize")
+    def resize(req: Request) -> Response:
+        svc.resize(req.params["id"], req.int_arg("h", 0) or 0, req.int_arg("w", 0) or 0)
+        return Response(200, b"")
+
     @router.route("GET", "/containers/{id}/export")
     def export(req: Request) -> StreamResponse:
         return StreamResponse(svc.export(req.params["id"]), "application/x-tar")

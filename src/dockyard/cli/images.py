@@ -161,12 +161,6 @@ def cmd_load(cli: Cli, argv: list[str], name: str = "load") -> int:
 
 
 def cmd_pull(cli: Cli, argv: list[str], name: str = "pull") -> int:
-    from dockyard.cli.run import pull_image
+    from dockyard.cli.registry_client import cmd_pull as pull
 
-    fs = (FlagSet(name, "[OPTIONS] NAME[:TAG|@DIGEST]", "Download an image from a registry",
-                  min_args=1, max_args=1)
-          .add("-q, --quiet", help="Suppress verbose output")
-          .add("--platform", "str", help="Set platform if server is multi-platform capable"))
-    opts, args = fs.parse(argv)
-    pull_image(cli, args[0], opts.quiet, out=cli.out)
-    return 0
+    return pull(cli, argv, name)

@@ -32,11 +32,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "save": ("images", "cmd_save"),
     "load": ("images", "cmd_load"),
     "pull": ("images", "cmd_pull"),
+    "push": ("registry_client", "cmd_push"),
+    "login": ("registry_client", "cmd_login"),
+    "logout": ("registry_client", "cmd_logout"),
+    "search": ("registry_client", "cmd_search"),
 }
 
 _CONTAINER_VERBS = ("run", "create", "start", "stop", "kill", "restart", "logs", "wait", "rename",
                     "export", "pause", "unpause")
-_IMAGE_VERBS = ("tag", "history", "import", "save", "load", "pull")
+_IMAGE_VERBS = ("tag", "history", "import", "save", "load", "pull", "push")
 MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
     "container": {
         **{verb: COMMANDS[verb] for verb in _CONTAINER_VERBS},
@@ -71,7 +75,7 @@ Management Commands:
 
 Commands:
   create, start, stop, kill, restart, rm, logs, wait, rename, export, pause, unpause, inspect,
-  tag, rmi, history, import, save, load, pull
+  tag, rmi, history, import, save, load, pull, push, login, logout, search
 
 Global Options:
   -H, --host string   Daemon socket to connect to (default unix:///run/dockyard/dockyard.sock)

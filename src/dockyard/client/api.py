@@ -153,6 +153,62 @@ class APIClient:
     def export_container(self, container: str) -> Response:
         return self.transport.request("GET", f"/containers/{_p(container)}/export", timeout=None)
 
+    def container_changes(self, container: str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/containers/{_p(container)}/changes") or []
+
+    def container_stats(self, container: str, stream: bool = True, one_shot: bool = False) -> Response:
+        """GET /containers/{id}/stats: one JSON object per line (every second while streaming)."""
+        params = {"stream": "1" if stream else "0", "one-shot": one_shot or None}
+        return self.transport.request("GET", f"/containers/{_p(container)}/stats", params=params, timeout=None)
+
+    def update_container(self, container: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", f"/containers/{_p(container)}/update", json_body=body)
+
+    def stat_container_path(self, container: str, path: str) -> dict[str, Any]:
+        """HEAD /containers/{id}/archive: the path's stat from the X-Docker-Container-Path-Stat header."""
+        response = self.transport.request("HEAD", f"/containers/{_p(container)}/archive", params={"path": path},
+                                          check=False)
+        response.content()
+        if response.status >= 400:
+            from dockyard.client.errors import APIError
+
+            raise APIError(response.status, f"Could not find the file {path} in container {container}"
+                           if response.status == 404 else f"HTTP {response.status}")
+        return _path_stat(response)
+
+    def get_archive(self, container: str, path: str) -> tuple[dict[str, Any], Response]:
+        """GET /containers/{id}/archive: (path stat, tar stream)."""
+        response = self.transport.request("GET", f"/containers/{_p(container)}/archive", params={"path": path},
+                                          timeout=None)
+        return _path_stat(response), response
+
+    def put_archive(self, container: str, path: str, data: bytes | Iterable[bytes] | Any,
+                    no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
+        """PUT /containers/{id}/archive: extract a tar into the directory `path`."""
+        params = {"path": path, "noOverwriteDirNonDir": no_overwrite_dir_non_dir or None,
+                  "copyUIDGID": copy_uid_gid or None}
+        self.transport.request("PUT", f"/containers/{_p(container)}/archive", params=params, body=data,
+                               headers={"Content-Type": "application/x-tar"}, timeout=None).content()
+
+    def commit(self, container: str, repository: str | None = None, tag: str | None = None,
+               comment: str | None = None, author: str | None = None, changes: list[str] | None = None,
+               pause: bool = True, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST /commit; returns `{"Id": "sha256:..."}`."""
+        params: list[tuple[str, Any]] = [("container", container), ("repo", repository), ("tag", tag),
+                                         ("comment", comment), ("author", author),
+                                         ("pause", "1" if pause else "0")]
+        params += [("changes", change) for change in changes or []]
+        return self._json("POST", "/commit", params, config)
+
+    def prune_containers(self, filters: Filters = None) -> dict[str, Any]:
+        return self._json("POST", "/containers/prune", {"filters": encode_filters(filters)})
+
+    def prune_images(self, filters: Filters = None) -> dict[str, Any]:
+        return self._json("POST", "/images/prune", {"filters": encode_filters(filters)})
+
+    def df(self) -> dict[str, Any]:
+        return self._json("GET", "/system/df")
+
     # -- exec ------------------------------------------------------------------------------------
     def exec_create(self, container: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", f"/containers/{_p(container)}/exec", json_body=body)
@@ -237,3 +293,8 @@ class APIClient:
     # -- generic escape hatch for resources not wrapped yet (networks, volumes) ----------------
     def request_json(self, method: str, path: str, params: Params = None, json_body: Any = None) -> Any:
         return self._json(method, path, params, json_body)
+
+
+def _path_stat(response: Response) -> dict[str, Any]:
+    header = response.headers.get("X-Docker-Container-Path-Stat")
+    return json.loads(base64.b64decode(header)) if header else {}

@@ -140,6 +140,7 @@ class Container:
         self.exit_count = 0
         self.removed = False
         self.monitor: Any = None  # runtime.shim.MonitorHandle while running
+        self.restart_delay = 0.0  # the restart policy's current back-off
         self.pending_attach: list[Any] = []
 
     # -- identity ---------------------------------------------------------------
@@ -219,6 +220,8 @@ class Container:
             return text + " (Paused)" if st.get("Paused") else text
         if st["Status"] == "removing":
             return "Removal In Progress"
+        if st.get("Restarting"):
+            return f"Restarting ({st['ExitCode']}) {human_duration(now - parse_rfc3339(st['FinishedAt']))} ago"
         if st["Status"] == "dead":
             return "Dead"
         if st["Status"] == "created" or st["FinishedAt"] == ZERO_TIME:

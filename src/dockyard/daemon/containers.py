@@ -13,6 +13,7 @@ import os
 import shutil
 import signal as signals
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidP
 from dockyard.runtime.base import RuntimeFailure
 from dockyard.util.fs import read_json
 from dockyard.util.ids import new_id
+from dockyard.util.timefmt import parse_rfc3339
 
 log = logging.getLogger("dockyard.containers")
 
@@ -113,6 +115,14 @@ class ContainerService:
                 continue
             if c.running:
                 self._reattach(c)
+            elif self._restart_at_boot(c):
+                threading.Thread(target=self._restart_now, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _restart_at_boot(c: Container) -> bool:
+        """always and unless-stopped containers come back with the daemon (unless stopped by hand)."""
+        name = (c.host_config.get("RestartPolicy") or {}).get("Name") or "no"
+        return name in ("always", "unless-stopped") and not c.record.get("HasBeenManuallyStopped")
 
     def _reattach(self, c: Container) -> None:
         from dockyard.runtime.shim import MonitorHandle, read_exit_status
@@ -193,6 +203,13 @@ class ContainerService:
             raise InvalidParameter(f"unknown or invalid runtime name: {runtime}")
         if runtime in ("runc", "crun") and not shutil.which(runtime):
             raise InvalidParameter(f"unknown or invalid runtime name: {runtime}")
+        policy = (hc.get("RestartPolicy") or {}).get("Name") or "no"
+        if policy not in ("no", "always", "unless-stopped", "on-failure"):
+            raise InvalidParameter(f"invalid restart policy '{policy}'")
+        if policy != "no" and hc.get("AutoRemove"):
+            raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+        if policy != "on-failure" and (hc.get("RestartPolicy") or {}).get("MaximumRetryCount"):
+            raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'")
         memory = hc.get("Memory") or 0
         if memory and memory < 6 * 1024 * 1024:
             raise InvalidParameter("Minimum memory limit allowed is 6MB")
@@ -215,6 +232,7 @@ class ContainerService:
                 raise NotModified("container already started")
             if c.removed or c.state["Status"] == "removing":
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            self._set_manually_stopped(c, False)
             self._start_locked(c)
 
     def _start_locked(self, c: Container) -> None:
@@ -314,6 +332,58 @@ class ContainerService:
         self._event(c, "die", exitCode=str(c.state["ExitCode"]))
         if c.host_config.get("AutoRemove"):
             self._remove_now(c)
+        elif self._should_restart(c):
+            self._schedule_restart(c)
+
+    # ------------------------------------------------------------------ restart policies
+    @staticmethod
+    def _should_restart(c: Container) -> bool:
+        """Docker's restart policies: always, unless-stopped, on-failure[:max]; never after a stop/kill."""
+        policy = c.host_config.get("RestartPolicy") or {}
+        name = policy.get("Name") or "no"
+        if c.removed or c.record.get("HasBeenManuallyStopped") or c.host_config.get("AutoRemove"):
+            return False
+        if name in ("always", "unless-stopped"):
+            return True
+        if name == "on-failure":
+            limit = policy.get("MaximumRetryCount") or 0
+            return c.state["ExitCode"] != 0 and (limit == 0 or c.record["RestartCount"] < limit)
+        return False
+
+    def _schedule_restart(self, c: Container) -> None:
+        """Restart after docker's back-off: 100 ms doubling up to a minute, reset after 10 s of running."""
+        ran_for = time.time() - parse_rfc3339(c.state["StartedAt"])
+        c.restart_delay = 0.1 if ran_for >= 10 or not c.restart_delay else min(c.restart_delay * 2, 60.0)
+        with c.lock:
+            c.state.update(Restarting=True, Status="restarting")
+            c.save()
+        timer = threading.Timer(c.restart_delay, self._restart_now, args=(c,))
+        timer.daemon = True
+        timer.start()
+
+    def _restart_now(self, c: Container) -> None:
+        with c.lock:
+            c.state["Restarting"] = False
+            if c.removed or c.running or c.record.get("HasBeenManuallyStopped"):
+                if c.state["Status"] == "restarting":
+                    c.state["Status"] = "exited"
+                    c.save()
+                return
+            c.record["RestartCount"] = c.record.get("RestartCount", 0) + 1
+            try:
+                self._start_locked(c)
+            except DockyardError as exc:
+                log.warning("restarting %s failed: %s", c.id[:12], exc.message)
+                c.state["Status"] = "exited"
+                c.save()
+                if self._should_restart(c):
+                    self._schedule_restart(c)
+
+    def _set_manually_stopped(self, c: Container, value: bool) -> None:
+        c.record["HasBeenManuallyStopped"] = value
+        if value and c.state.get("Restarting"):
+            c.state.update(Restarting=False, Status="exited")
+        c.save()
 
     # ------------------------------------------------------------------ signals
     def kill(self, ref: str, signal: str | int | None = None) -> None:
@@ -322,12 +392,28 @@ class ContainerService:
         with c.lock:
             if not c.running or c.monitor is None:
                 raise Conflict(f"Cannot kill container: {ref}: container {c.id} is not running")
+            self._set_manually_stopped(c, True)
             c.monitor.kill(sig)
             self._thaw_if_paused(c)
         self._event(c, "kill", signal=str(sig))
 
+    def resize(self, ref: str, height: int, width: int) -> None:
+        """Set the terminal size of a running tty container (its process group gets SIGWINCH)."""
+        c = self.get(ref)
+        with c.lock:
+            if not c.running or c.monitor is None:
+                raise Conflict(f"container {c.id} is not running")
+            if not c.config.get("Tty"):
+                return  # no terminal to resize: accepted, as docker does
+            try:
+                c.monitor.resize(height, width)
+            except RuntimeFailure as exc:
+                raise DockyardError(f"cannot resize container {c.id}: {exc.message}") from None
+
     def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
         c = self.get(ref)
+        with c.lock:
+            self._set_manually_stopped(c, True)
         if not c.running:
             raise NotModified("container already stopped")
         self._stop(c, timeout, signal)
@@ -490,6 +576,7 @@ class ContainerService:
         c = self.get(ref)
         with c.lock:
             record = dict(c.record)
+            record.pop("HasBeenManuallyStopped", None)  # daemon bookkeeping, not part of docker's shape
             record["GraphDriver"] = {"Name": self.snapshotter.name, "Data": None}
             if size:
                 record.update(self._sizes(c))

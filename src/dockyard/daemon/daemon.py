@@ -12,6 +12,8 @@ from typing import Any
 
 from dockyard.api.http import TCPAPIServer, UnixAPIServer
 from dockyard.api.router import Router
+from dockyard.daemon.archive import ArchiveService
+from dockyard.daemon.container_ops import ContainerOps
 from dockyard.daemon.containers import ContainerService
 from dockyard.daemon.events import EventBus
 from dockyard.daemon.images import ImageService
@@ -51,6 +53,8 @@ class Daemon:
             self.data_root / "containers", self.exec_root, self.images, self.snapshotter, self.events, default_runtime
         )
         self.image_service = ImageService(self.images, self.containers, self.events)
+        self.container_ops = ContainerOps(self.containers, self.image_service)
+        self.archive = ArchiveService(self.containers)
         from dockyard.daemon.distribution import DistributionService
 
         self.distribution = DistributionService(self.images, self.events, self.data_root,
@@ -81,13 +85,15 @@ class Daemon:
             return value
 
     def _build_router(self) -> Router:
-        from dockyard.api import containers, distribution, images, system
+        from dockyard.api import container_ops, containers, distribution, execs, images, system
 
         router = Router()
         system.register(router, self)
         containers.register(router, self)
         images.register(router, self)
         distribution.register(router, self)
+        execs.register(router, self)
+        container_ops.register(router, self)
         return router
 
     # ------------------------------------------------------------------ attach glue

@@ -34,6 +34,8 @@ FLUSH_TIMEOUT = 5.0  # at the end: time given to clients to take their last byte
 PR_SET_CHILD_SUBREAPER = 36
 DEFAULT_RUNTIME_ROOT = "/run/dockyard/{runtime}"
 EOT = b"\x04"  # ^D: how a terminal's stdin reaches EOF
+TIOCSPTLCK = 0x40045431  # unlock a pty's slave
+TIOCGPTPEER = 0x5441  # open a pty's slave from its master (no path lookup)
 
 _VALUE_OPTIONS = {"id", "bundle", "state-dir", "runtime", "runtime-root", "log", "log-max-size"}
 _FLAG_OPTIONS = {"tty", "stdin", "stdin-once"}
@@ -566,7 +568,7 @@ class Monitor:
         if tty:
             if hasattr(self.backend, "take_console"):
                 return Stdio(None, -1, -1, terminal=True)
-            master, slave = os.openpty()
+            master, slave = self._container_pty()
             child_fds.append(slave)
             self._use_exec_master(session, master, req)
             return Stdio(slave, slave, slave, terminal=True)
@@ -585,6 +587,24 @@ class Monitor:
             child_fds.append(write_end)
             ends.append(write_end)
         return Stdio(stdin_child, ends[0], ends[1])
+
+    def _container_pty(self) -> tuple[int, int]:
+        """A pty of the container's own devpts, so the exec sees /dev/pts/N as under runc (ttyname
+        works); our own pty when that instance cannot be reached."""
+        import fcntl
+        import struct
+
+        try:
+            master = os.open(f"/proc/{self.init_pid}/root/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            return os.openpty()
+        try:
+            fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+            slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            os.close(master)
+            return os.openpty()
+        return master, slave
 
     def _use_exec_master(self, session: ExecSession, master: int | None, req: dict[str, Any]) -> None:
         if master is None:

@@ -12,6 +12,8 @@ import errno
 import os
 from typing import Any
 
+from dockyard.errors import InvalidParameter
+
 # Go's GOARCH (docker's `includes.arches` vocabulary) for each kernel machine name.
 GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "386", "i386": "386"}
 # OCI SCMP_ARCH_* name -> the table key below (None: known to the BPF, no table shipped).
@@ -150,8 +152,8 @@ DEFAULT_PROFILE: dict[str, Any] = {
 }
 
 
-class ProfileError(ValueError):
-    """A seccomp profile docker would refuse."""
+class ProfileError(InvalidParameter):
+    """A seccomp profile docker would refuse (400 from the Engine API)."""
 
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:

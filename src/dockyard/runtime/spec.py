@@ -11,6 +11,7 @@ from typing import Any
 from dockyard.errors import InvalidParameter
 from dockyard.runtime.base import RuntimeFailure
 from dockyard.runtime.builtin.caps import DEFAULT_CAPABILITIES, all_capabilities
+from dockyard.runtime.seccomp_profile import container_seccomp
 from dockyard.runtime.user import UserLookupError, resolve_user
 
 OCI_VERSION = "1.1.0"  # the newest that runc 1.1 and crun 1.8 (Debian 12) accept
@@ -72,6 +73,10 @@ def build_spec(
     }
     if config.get("Domainname"):
         spec["domainname"] = config["Domainname"]
+    if not privileged:  # moby: a privileged container gets no seccomp filter, whatever SecurityOpt says
+        seccomp = container_seccomp(host.get("SecurityOpt") or [], spec["process"]["capabilities"]["bounding"])
+        if seccomp is not None:
+            spec["linux"]["seccomp"] = seccomp
     return spec
 
 

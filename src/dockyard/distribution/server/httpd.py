@@ -44,7 +44,7 @@ class Response:
     body: bytes = b""
     file: object | None = None
     offset: int = 0
-    length: int = 0
+    length: int | None = None  # None: len(body)
 
 
 class _Connection:
@@ -288,7 +288,7 @@ class HTTPServer:
         return Request(method, target, headers, Body(conn, length, chunked), remote), keep_alive
 
     def _send(self, sock: socket.socket, method: str, resp: Response, keep_alive: bool) -> None:
-        length = resp.length if resp.file is not None else len(resp.body)
+        length = len(resp.body) if resp.length is None else resp.length
         head = [_STATUS_LINES.get(resp.status) or f"HTTP/1.1 {resp.status} Unknown\r\n".encode(),
                 self._common.encode()]
         head.append("".join(f"{k}: {v}\r\n" for k, v in resp.headers.items()).encode("latin-1"))

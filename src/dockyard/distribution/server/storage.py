@@ -204,7 +204,7 @@ class Storage:
         """The upload's data file, exclusively locked (PATCH/PUT of one upload never interleave)."""
         d = self._upload_dir(name, uuid)
         try:
-            f = open(f"{d}/data", "r+b")
+            f = open(f"{d}/data", "r+b")  # noqa: SIM115 (closed by the with below)
         except FileNotFoundError:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", {"uuid": uuid}) from None
         with f:

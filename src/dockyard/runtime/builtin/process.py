@@ -14,6 +14,7 @@ import signal
 import stat
 
 from dockyard.runtime.builtin import caps, linux
+from dockyard.runtime.seccomp import CompiledFilter
 from dockyard.runtime.user import lookup_home
 
 # How docker reports a failed container start (daemon/start.go wraps the runtime's error).
@@ -76,10 +77,14 @@ def apply_rlimits(rlimits: list[dict]) -> None:
             raise ExecError(f"error setting rlimit type {number}: operation not permitted") from exc
 
 
-def switch_user(process: dict) -> None:
-    """setgroups/setgid/setuid while keeping capabilities, then set the spec's capability sets."""
+def switch_user(process: dict, seccomp_filter: CompiledFilter | None = None) -> None:
+    """setgroups/setgid/setuid while keeping capabilities, then set the spec's capability sets.
+    Without no_new_privs loading a seccomp filter needs CAP_SYS_ADMIN, so (as runc) it is loaded
+    here, before capabilities are dropped; otherwise `execute` loads it right before execve."""
     user = process.get("user") or {}
     capabilities = process.get("capabilities")
+    if seccomp_filter is not None and not process.get("noNewPrivileges"):
+        load_seccomp(seccomp_filter)
     if capabilities is not None:
         caps.apply_bounding(capabilities)
     linux.prctl(linux.PR_SET_KEEPCAPS, 1)
@@ -91,6 +96,16 @@ def switch_user(process: dict) -> None:
         caps.apply_process_caps(capabilities)
     if process.get("noNewPrivileges"):
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def load_seccomp(seccomp_filter: CompiledFilter) -> None:
+    """Install the filter once; runc's wording on failure."""
+    if seccomp_filter.loaded:
+        return
+    try:
+        seccomp_filter.load()
+    except OSError as exc:
+        raise ExecError(f"error loading seccomp filter into kernel: {exc.strerror.lower()}") from None
 
 
 def environment(process: dict) -> dict[str, str]:
@@ -142,7 +157,7 @@ def mark_fds_cloexec() -> None:
                 os.set_inheritable(fd, False)
 
 
-def prepare(process: dict) -> tuple[str, list[str], dict[str, str]]:
+def prepare(process: dict, seccomp_filter: CompiledFilter | None = None) -> tuple[str, list[str], dict[str, str]]:
     """Everything between the namespace setup and exec: returns (path, argv, env)."""
     apply_rlimits(process.get("rlimits") or [])
     if process.get("oomScoreAdj") is not None:
@@ -151,7 +166,7 @@ def prepare(process: dict) -> tuple[str, list[str], dict[str, str]]:
     user = process.get("user") or {}
     enter_cwd(process.get("cwd") or "/", int(user.get("uid", 0)), int(user.get("gid", 0)))
     env = environment(process)
-    switch_user(process)
+    switch_user(process, seccomp_filter)
     args = process.get("args") or []
     if not args:
         raise ExecError("args must not be empty")
@@ -159,10 +174,12 @@ def prepare(process: dict) -> tuple[str, list[str], dict[str, str]]:
     return path, args, env
 
 
-def execute(path: str, args: list[str], env: dict[str, str]) -> None:
-    """execve; failures map to docker's 126/127."""
+def execute(path: str, args: list[str], env: dict[str, str], seccomp_filter: CompiledFilter | None = None) -> None:
+    """execve; failures map to docker's 126/127. A seccomp filter not loaded yet is the last step."""
     mark_fds_cloexec()
     reset_signals()
+    if seccomp_filter is not None:
+        load_seccomp(seccomp_filter)
     try:
         os.execve(path, args, env)
     except OSError as exc:

@@ -23,6 +23,8 @@ from typing import NoReturn
 from dockyard.runtime.base import RuntimeFailure, Stdio
 from dockyard.runtime.builtin import linux, mounts, process
 from dockyard.runtime.cgroups import Cgroup, CgroupV1, open_cgroup
+from dockyard.runtime.seccomp import CompiledFilter, SeccompError
+from dockyard.runtime.seccomp import prepare as compile_seccomp
 from dockyard.util.fs import read_json, write_json
 
 OCI_VERSION = "1.2.0"
@@ -79,6 +81,14 @@ def _read_messages(fd: int, until: Callable[[dict], bool], timeout: float) -> li
                 return messages
         if not chunk:
             return messages
+
+
+def _seccomp_filter(spec: dict) -> CompiledFilter | None:
+    """The spec's linux.seccomp compiled before any fork, so a bad profile fails create cleanly."""
+    try:
+        return compile_seccomp((spec.get("linux") or {}).get("seccomp"))
+    except SeccompError as exc:
+        raise RuntimeFailure(process.docker_message(f"error loading seccomp filter: {exc}")) from None
 
 
 def _first_error(messages: list[dict]) -> dict | None:
@@ -174,7 +184,7 @@ class BuiltinRuntime:
             if resources.get("devices"):
                 resources["devices"] = [*resources["devices"], *_IMPLICIT_DEVICE_RULES]
             cgroup.apply(resources)
-            init_pid = self._spawn_init(spec, bundle, fifo, cgroup, stdio)
+            init_pid = self._spawn_init(spec, bundle, fifo, cgroup, stdio, _seccomp_filter(spec))
             self._save({
                 "ociVersion": OCI_VERSION, "id": container_id, "status": "created", "pid": init_pid,
                 "bundle": bundle, "annotations": spec.get("annotations") or {},
@@ -187,13 +197,15 @@ class BuiltinRuntime:
             raise
         return init_pid
 
-    def _spawn_init(self, spec: dict, bundle: str, fifo: str, cgroup: Cgroup, stdio: Stdio) -> int:
+    def _spawn_init(
+        self, spec: dict, bundle: str, fifo: str, cgroup: Cgroup, stdio: Stdio, seccomp: CompiledFilter | None
+    ) -> int:
         read_fd, write_fd = os.pipe()
         try:
             child = os.fork()
             if child == 0:
                 os.close(read_fd)
-                _run_child(lambda: self._intermediate(spec, bundle, fifo, cgroup, stdio, write_fd), write_fd)
+                _run_child(lambda: self._intermediate(spec, bundle, fifo, cgroup, stdio, seccomp, write_fd), write_fd)
             os.close(write_fd)
             write_fd = -1
             messages = _read_messages(read_fd, lambda m: "ready" in m or "error" in m, _READY_TIMEOUT)
@@ -214,7 +226,9 @@ class BuiltinRuntime:
         return init_pid
 
     @staticmethod
-    def _intermediate(spec: dict, bundle: str, fifo: str, cgroup: Cgroup, stdio: Stdio, sync_fd: int) -> None:
+    def _intermediate(
+        spec: dict, bundle: str, fifo: str, cgroup: Cgroup, stdio: Stdio, seccomp: CompiledFilter | None, sync_fd: int
+    ) -> None:
         """Join the cgroup, enter or create the namespaces, fork the init, report its pid."""
         cgroup.add(os.getpid())
         namespaces = (spec.get("linux") or {}).get("namespaces") or []
@@ -230,7 +244,8 @@ class BuiltinRuntime:
         fresh = {ns["type"] for ns in namespaces if not ns.get("path")}
         init = os.fork()
         if init == 0:
-            _run_child(lambda: _container_init(spec, bundle, fifo, cgroup, stdio, sync_fd, fresh), sync_fd)
+            init = (spec, bundle, fifo, cgroup, stdio, seccomp, sync_fd, fresh)
+            _run_child(lambda: _container_init(*init), sync_fd)
         _send(sync_fd, {"pid": init})
 
     def start(self, container_id: str) -> None:
@@ -297,12 +312,13 @@ class BuiltinRuntime:
         if not _alive(init, state.get("pidStartTime")):
             raise RuntimeFailure(f"container {container_id} is not running")
         cgroup = open_cgroup(state["cgroupsPath"])
+        seccomp = _seccomp_filter(read_json(os.path.join(state["bundle"], "config.json")) or {})
         read_fd, write_fd = os.pipe()
         try:
             child = os.fork()
             if child == 0:
                 os.close(read_fd)
-                _run_child(lambda: _exec_intermediate(init, cgroup, process_spec, stdio, write_fd), write_fd)
+                _run_child(lambda: _exec_intermediate(init, cgroup, process_spec, stdio, seccomp, write_fd), write_fd)
             os.close(write_fd)
             write_fd = -1
             messages = _read_messages(read_fd, lambda m: False, _READY_TIMEOUT)
@@ -322,7 +338,14 @@ class BuiltinRuntime:
 
 
 def _container_init(
-    spec: dict, bundle: str, fifo: str, cgroup: Cgroup, stdio: Stdio, sync_fd: int, fresh: set[str]
+    spec: dict,
+    bundle: str,
+    fifo: str,
+    cgroup: Cgroup,
+    stdio: Stdio,
+    seccomp: CompiledFilter | None,
+    sync_fd: int,
+    fresh: set[str],
 ) -> None:
     """The container's pid 1 until exec: rootfs, hostname, network, process; then wait for start."""
     proc = spec.get("process") or {}
@@ -339,20 +362,21 @@ def _container_init(
     mounts.setup_rootfs(os.path.realpath(rootfs), spec, _cgroup_sources(cgroup), 0 if proc.get("terminal") else None)
     mounts.finish_rootfs(spec)
     process.new_session(bool(proc.get("terminal")))
-    path, args, env = process.prepare(proc)
-    # TODO(seccomp): apply linux.seccomp (docker's default profile as a BPF filter) here.
+    path, args, env = process.prepare(proc, seccomp)  # loads the filter unless no_new_privs defers it
     _send(sync_fd, {"ready": True})
     os.close(sync_fd)
     exec_fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
     os.close(fifo_fd)
     try:
-        process.execute(path, args, env)
+        process.execute(path, args, env, seccomp)
     except process.ExecError as exc:
         _send(exec_fd, {"error": exc.message, "code": exc.code})
         os._exit(exc.code)
 
 
-def _exec_intermediate(init_pid: int, cgroup: Cgroup, proc: dict, stdio: Stdio, sync_fd: int) -> None:
+def _exec_intermediate(
+    init_pid: int, cgroup: Cgroup, proc: dict, stdio: Stdio, seccomp: CompiledFilter | None, sync_fd: int
+) -> None:
     """Join the init's cgroup and namespaces (mount last), fork the exec process, report its pid."""
     cgroup.add(os.getpid())
     targets = []
@@ -367,12 +391,12 @@ def _exec_intermediate(init_pid: int, cgroup: Cgroup, proc: dict, stdio: Stdio, 
         os.close(fd)
     child = os.fork()
     if child == 0:
-        _run_child(lambda: _exec_child(proc, stdio), sync_fd)
+        _run_child(lambda: _exec_child(proc, stdio, seccomp), sync_fd)
     _send(sync_fd, {"pid": child})
 
 
-def _exec_child(proc: dict, stdio: Stdio) -> None:
+def _exec_child(proc: dict, stdio: Stdio, seccomp: CompiledFilter | None) -> None:
     process.install_stdio(stdio.stdin, stdio.stdout, stdio.stderr)
     process.new_session(bool(proc.get("terminal")))
-    path, args, env = process.prepare(proc)
-    process.execute(path, args, env)
+    path, args, env = process.prepare(proc, seccomp)
+    process.execute(path, args, env, seccomp)
