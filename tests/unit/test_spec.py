@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+
 import pytest
 
 from dockyard.errors import InvalidParameter
@@ -28,7 +30,7 @@ def make(rootfs, config=None, host=None, **kw):
 
 def test_defaults(rootfs):
     spec = make(rootfs, {"Env": ["A=1"]})
-    assert spec["ociVersion"].startswith("1.2")
+    assert spec["ociVersion"].startswith("1.1")  # runc 1.1 / crun 1.8 refuse newer
     assert spec["root"] == {"path": "rootfs", "readonly": False}
     assert spec["hostname"] == CID[:12]
     proc = spec["process"]
@@ -38,7 +40,9 @@ def test_defaults(rootfs):
     assert proc["user"] == {"uid": 0, "gid": 0}
     assert proc["env"] == [f"PATH={DEFAULT_PATH}", f"HOSTNAME={CID[:12]}", "A=1"]
     assert proc["noNewPrivileges"] is False
-    assert {"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576} in proc["rlimits"]
+    # docker's 1048576, or the daemon's own hard limit when it cannot raise it (no CAP_SYS_RESOURCE)
+    nofile = min(1048576, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    assert {"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile} in proc["rlimits"]
     caps = proc["capabilities"]
     assert caps["bounding"] == caps["effective"] == caps["permitted"] == list(DEFAULT_CAPABILITIES)
     assert cap_mask(caps["effective"]) == 0xA80425FB  # docker's well-known CapEff
@@ -135,3 +139,31 @@ def test_binds_and_tmpfs(rootfs):
     assert mounts["/data"] == {"destination": "/data", "type": "bind", "source": "/srv/data",
                                "options": ["rbind", "ro", "rprivate"]}  # fmt: skip
     assert "size=1m" in mounts["/run"]["options"]
+
+
+def _seccomp_names(spec):
+    return {name for rule in spec["linux"]["seccomp"]["syscalls"] for name in rule["names"]}
+
+
+def test_seccomp_default_profile_follows_capabilities(rootfs):
+    seccomp = make(rootfs)["linux"]["seccomp"]
+    assert seccomp["defaultAction"] == "SCMP_ACT_ERRNO" and seccomp["defaultErrnoRet"] == 1
+    assert seccomp["architectures"][0] in ("SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64")
+    assert {"read", "execve", "clone", "chroot"} <= _seccomp_names(make(rootfs))  # CAP_SYS_CHROOT is a default
+    assert not {"mount", "unshare", "setns", "reboot", "kcmp"} & _seccomp_names(make(rootfs))
+    admin = make(rootfs, host={"CapAdd": ["SYS_ADMIN"]})
+    assert {"mount", "unshare", "setns"} <= _seccomp_names(admin)
+    assert not any(rule["args"] for rule in admin["linux"]["seccomp"]["syscalls"] if "clone" in rule["names"])
+    assert "chroot" not in _seccomp_names(make(rootfs, host={"CapDrop": ["SYS_CHROOT"]}))
+
+
+def test_seccomp_security_opts(rootfs):
+    assert "seccomp" not in make(rootfs, host={"Privileged": True})["linux"]
+    assert "seccomp" not in make(rootfs, host={"SecurityOpt": ["seccomp=unconfined"]})["linux"]
+    assert "seccomp" not in make(rootfs, host={"SecurityOpt": ["seccomp:unconfined"]})["linux"]
+    custom = '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}'
+    seccomp = make(rootfs, host={"SecurityOpt": ["no-new-privileges", f"seccomp={custom}"]})["linux"]["seccomp"]
+    assert seccomp["defaultAction"] == "SCMP_ACT_ALLOW"
+    assert seccomp["syscalls"] == [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": []}]
+    with pytest.raises(InvalidParameter, match="Decoding seccomp profile failed"):
+        make(rootfs, host={"SecurityOpt": ["seccomp={not json"]})

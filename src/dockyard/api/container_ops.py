@@ -62,6 +62,16 @@ def register(router: Router, daemon: Any) -> None:
     def prune_images(req: Request) -> Response:
         return json_response(ops.prune_images(req.json_filters()))
 
+    # Fallbacks for `docker system prune`, which also prunes networks and the build cache: registered
+    # after every other module, so a real implementation registered earlier answers instead.
+    @router.route("POST", "/networks/prune")
+    def prune_networks(req: Request) -> Response:
+        return json_response({"NetworksDeleted": None})
+
+    @router.route("POST", "/build/prune")
+    def prune_build_cache(req: Request) -> Response:
+        return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
+
     @router.route("GET", "/system/df")
     def disk_usage(req: Request) -> Response:
         return json_response(ops.disk_usage(req.query.get("type") or None))

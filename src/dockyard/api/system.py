@@ -45,9 +45,11 @@ def version_info() -> dict[str, Any]:
         "Experimental": False,
         "BuildTime": "",
     }
+    # docker's CLI decodes Components[].Details as map[string]string: every value a string.
+    component_details = {k: ("false" if v is False else "true" if v is True else v) for k, v in details.items()}
     return {
         "Platform": {"Name": "dockyard"},
-        "Components": [{"Name": "Engine", "Version": dockyard.__version__, "Details": details}],
+        "Components": [{"Name": "Engine", "Version": dockyard.__version__, "Details": component_details}],
         "Version": dockyard.__version__,
         **details,
     }

@@ -10,6 +10,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "cmd_run"),
     "create": ("run", "cmd_create"),
     "start": ("containers", "cmd_start"),
+    "exec": ("execs", "cmd_exec"),
+    "attach": ("execs", "cmd_attach"),
     "stop": ("containers", "cmd_stop"),
     "kill": ("containers", "cmd_kill"),
     "restart": ("containers", "cmd_restart"),
@@ -32,14 +34,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "save": ("images", "cmd_save"),
     "load": ("images", "cmd_load"),
     "pull": ("images", "cmd_pull"),
+    "registry": ("registry", "cmd_registry"),
     "push": ("registry_client", "cmd_push"),
     "login": ("registry_client", "cmd_login"),
     "logout": ("registry_client", "cmd_logout"),
     "search": ("registry_client", "cmd_search"),
+    **{verb: ("container_ops", f"cmd_{verb}")
+       for verb in ("top", "stats", "cp", "diff", "commit", "update", "port")},
 }
 
 _CONTAINER_VERBS = ("run", "create", "start", "stop", "kill", "restart", "logs", "wait", "rename",
-                    "export", "pause", "unpause")
+                    "export", "pause", "unpause", "exec", "attach")
 _IMAGE_VERBS = ("tag", "history", "import", "save", "load", "pull", "push")
 MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
     "container": {
@@ -47,13 +52,18 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "ls": COMMANDS["ps"], "list": COMMANDS["ps"], "ps": COMMANDS["ps"],
         "rm": COMMANDS["rm"], "remove": COMMANDS["rm"],
         "inspect": ("system", "cmd_container_inspect"),
+        **{verb: COMMANDS[verb] for verb in ("top", "stats", "cp", "diff", "commit", "update", "port")},
+        "prune": ("container_ops", "cmd_container_prune"),
     },
     "image": {
         **{verb: COMMANDS[verb] for verb in _IMAGE_VERBS},
         "ls": COMMANDS["images"], "list": COMMANDS["images"],
         "rm": COMMANDS["rmi"], "remove": COMMANDS["rmi"],
         "inspect": ("system", "cmd_image_inspect"),
+        "prune": ("container_ops", "cmd_image_prune"),
     },
+    "system": {"df": ("container_ops", "cmd_system_df"), "prune": ("container_ops", "cmd_system_prune"),
+               "info": COMMANDS["info"]},
 }
 
 USAGE = """
@@ -71,10 +81,12 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  system      Manage dockyard (df, prune, info)
   daemon      Run the dockyard daemon
 
 Commands:
-  create, start, stop, kill, restart, rm, logs, wait, rename, export, pause, unpause, inspect,
+  create, start, stop, kill, exec, attach, restart, rm, logs, wait, rename, export, pause, unpause, inspect,
+  top, stats, cp, diff, commit, update, port,
   tag, rmi, history, import, save, load, pull, push, login, logout, search
 
 Global Options:

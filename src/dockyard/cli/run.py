@@ -42,6 +42,7 @@ def add_container_flags(fs: FlagSet) -> FlagSet:
             .add("--cap-drop", "list", help="Drop Linux capabilities")
             .add("--ulimit", "list", help="Ulimit options")
             .add("--shm-size", "str", help="Size of /dev/shm")
+            .add("--security-opt", "list", help="Security Options")
             .add("--init", help="Run an init inside the container that forwards signals and reaps processes")
             .add("-v, --volume", "list", help="Bind mount a volume")
             .add("-p, --publish", "list", help="Publish a container's port(s) to the host")
@@ -65,6 +66,18 @@ def run_flagset(command: str = "run") -> FlagSet:
             .add("--rm", help="Automatically remove the container and its associated anonymous volumes when it exits")
             .add("--sig-proxy", default=True, help="Proxy received signals to the process")
             .add("--detach-keys", "str", help="Override the key sequence for detaching a container"))
+
+
+def _security_opt(value: str) -> str:
+    """As docker's CLI: `seccomp=<file>` sends the profile's content; other options go as given."""
+    key, sep, arg = value.partition("=") if "=" in value else value.partition(":")
+    if key == "seccomp" and sep and arg not in ("unconfined", "builtin"):
+        try:
+            with open(arg) as f:
+                return f"seccomp={f.read()}"
+        except OSError as exc:
+            raise ValueError(f"opening seccomp profile ({arg}) failed: {exc}") from None
+    return value
 
 
 def create_flagset(command: str = "create") -> FlagSet:
@@ -211,6 +224,8 @@ def _build_create_body(opts: Options, image: str, command: list[str], detach: bo
         host_config["PidsLimit"] = opts.pids_limit
     if opts.shm_size:
         host_config["ShmSize"] = ram_in_bytes(opts.shm_size)
+    if opts.security_opt:
+        host_config["SecurityOpt"] = [_security_opt(o) for o in opts.security_opt]
     if opts.runtime:
         host_config["Runtime"] = opts.runtime
     if opts.init:
@@ -385,11 +400,22 @@ def _start_or_fail(cli: Cli, container_id: str, wait: Any) -> None:
 def attach_start_wait(cli: Cli, container_id: str, config: dict[str, Any], auto_remove: bool,
                       sig_proxy: bool = True, detach_keys: str | None = None) -> int:
     """attach (hijack) before start, open the wait, start, pump I/O, return the exit status."""
-    from dockyard.cli.streaming import copy_output, forward_stdin, monitor_resize, proxy_signals, raw_terminal
+    import threading
+
+    from dockyard.cli.streaming import (
+        copy_output,
+        detach_key_bytes,
+        forward_stdin,
+        monitor_resize,
+        proxy_signals,
+        raw_terminal,
+    )
 
     client = cli.client
     tty = bool(config.get("Tty"))
     stdin = bool(config.get("AttachStdin"))
+    keys = detach_key_bytes(detach_keys) if tty and stdin else b""
+    detached = threading.Event()
     conn = client.attach_container(container_id, stdin=stdin, stdout=bool(config.get("AttachStdout")),
                                    stderr=bool(config.get("AttachStderr")), detach_keys=detach_keys)
     restores = []
@@ -402,9 +428,12 @@ def attach_start_wait(cli: Cli, container_id: str, config: dict[str, Any], auto_
             restores.append(proxy_signals(lambda sig: client.kill_container(container_id, sig)))
         with raw_terminal(0) if (tty and stdin) else contextlib.nullcontext():
             if stdin:
-                forward_stdin(conn)
+                forward_stdin(conn, detach_keys=keys, detached=detached)
             cli.out.flush()
             copy_output(conn.iter_output(tty), cli.out_binary, cli.err_binary)
+        if detached.is_set():  # ctrl-p ctrl-q: the container keeps running
+            wait.close()
+            return 0
         result = wait.json() or {}
     finally:
         for restore in restores:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -28,15 +29,28 @@ def copy_output(frames: Iterator[tuple[int, bytes]], stdout: BinaryIO, stderr: B
         sink.flush()
 
 
-def forward_stdin(conn: HijackedConnection, fd: int = 0) -> threading.Thread:
-    """Copy local stdin to the hijacked socket in a thread; half-close at EOF so output keeps flowing."""
+def forward_stdin(conn: HijackedConnection, fd: int = 0, detach_keys: bytes = b"",
+                  detached: threading.Event | None = None) -> threading.Thread:
+    """Copy local stdin to the hijacked socket in a thread; half-close at EOF so output keeps flowing.
+
+    With `detach_keys` (a tty session), typing them sets `detached` and ends the session (docker's
+    escape proxy); the process keeps running."""
 
     def run() -> None:
+        matched = 0
         try:
             while True:
                 data = os.read(fd, 32768)
                 if not data:
                     break
+                for byte in data if detach_keys else b"":
+                    matched = matched + 1 if byte == detach_keys[matched] else int(byte == detach_keys[0])
+                    if matched == len(detach_keys):
+                        if detached is not None:
+                            detached.set()
+                        with contextlib.suppress(OSError):
+                            conn.sock.shutdown(socket.SHUT_RDWR)  # wakes the output reader
+                        return
                 conn.sendall(data)
         except OSError:
             pass
@@ -118,6 +132,19 @@ def proxy_signals(kill: Callable[[int], None]) -> Callable[[], None]:
 def _quiet(function: Callable[[int], None], value: int) -> None:
     with contextlib.suppress(Exception):
         function(value)
+
+
+def detach_key_bytes(spec: str | None) -> bytes:
+    """docker's --detach-keys ("ctrl-p,ctrl-q" by default) as the bytes the terminal sends."""
+    from dockyard.daemon.attach import parse_detach_keys
+    from dockyard.errors import InvalidParameter
+
+    try:
+        return parse_detach_keys(spec)
+    except InvalidParameter as exc:
+        from dockyard.cli.flags import StatusError
+
+        raise StatusError(125, f"dockyard: {exc.message}") from None
 
 
 def stdio_binary() -> tuple[BinaryIO, BinaryIO]:

@@ -132,13 +132,7 @@ class ContainerService:
             c.monitor = handle
             self._spawn_waiter(c, handle)
             return
-        status = read_exit_status(str(c.dir))
-        with c.lock:
-            if status is not None:
-                c.set_exited(status.exit_code, status.finished_at, status.oom_killed, status.error or "")
-            else:
-                c.set_exited(255, error="container monitor exited unexpectedly")
-        self._after_exit(c)
+        self._record_exit(c, None, read_exit_status(str(c.dir)))
 
     # ------------------------------------------------------------------ create
     def create(self, body: dict[str, Any], name: str | None) -> Container:
@@ -316,6 +310,11 @@ class ContainerService:
         except Exception as exc:  # monitor vanished: fall back to what it left on disk
             log.warning("waiting for %s: %s", c.id[:12], exc)
             status = read_exit_status(str(c.dir))
+        self._record_exit(c, handle, status)
+
+    def _record_exit(self, c: Container, handle: Any, status: Any) -> None:
+        """Record the exit and unmount in one locked step, so a restart waiting on the exit never
+        races the unmount of its own fresh mount; then events, --rm and the restart policy."""
         with c.lock:
             if c.monitor is not handle:
                 return
@@ -323,10 +322,10 @@ class ContainerService:
                 c.set_exited(255, error="container monitor exited unexpectedly")
             else:
                 c.set_exited(status.exit_code, status.finished_at, status.oom_killed, status.error or "")
+            self._unmount(c)
         self._after_exit(c)
 
     def _after_exit(self, c: Container) -> None:
-        self._unmount(c)
         if c.state["OOMKilled"]:
             self._event(c, "oom")
         self._event(c, "die", exitCode=str(c.state["ExitCode"]))
@@ -393,8 +392,12 @@ class ContainerService:
             if not c.running or c.monitor is None:
                 raise Conflict(f"Cannot kill container: {ref}: container {c.id} is not running")
             self._set_manually_stopped(c, True)
+            generation = c.exit_count
             c.monitor.kill(sig)
             self._thaw_if_paused(c)
+            if sig == signals.SIGKILL:
+                # As docker: a SIGKILL returns once the container is gone, so `kill x && rm x` works.
+                c.changed.wait_for(lambda: c.exit_count != generation or not c.running, 10)
         self._event(c, "kill", signal=str(sig))
 
     def resize(self, ref: str, height: int, width: int) -> None:

@@ -192,13 +192,14 @@ class Puller:
                 raise failed[0].exception()  # type: ignore[misc]
 
     def _download(self, repo: str, desc: mf.Descriptor, cancel: threading.Event) -> None:
+        """Downloads already running when another fails are finished: their blobs make the retry shorter."""
         if cancel.is_set():
             raise PullCancelled("pull cancelled")
         layer = short(desc.digest)
         progress = LayerProgress(self.emit, "Downloading", layer, desc.size)
         response = self.registry.open_blob(repo, desc.digest)
         try:
-            reader = _BlobReader(response, progress, cancel)
+            reader = _BlobReader(response, progress)
             try:
                 self.store.content.ingest(reader, expected=desc.digest, size=desc.size)  # type: ignore[arg-type]
             except DigestMismatch:
@@ -212,14 +213,11 @@ class Puller:
 class _BlobReader:
     """Reads a blob response raw (no Content-Encoding decoding: the digest covers the stored bytes)."""
 
-    def __init__(self, response: Any, progress: LayerProgress, cancel: threading.Event) -> None:
+    def __init__(self, response: Any, progress: LayerProgress) -> None:
         self.response = response
         self.progress = progress
-        self.cancel = cancel
 
     def read(self, n: int = -1) -> bytes:
-        if self.cancel.is_set():
-            raise PullCancelled("pull cancelled")
         data = self.response.read(_CHUNK if n is None or n < 0 else n, decode_content=False)
         if data:
             self.progress(len(data))

@@ -232,6 +232,11 @@ class HTTPServer:
         while True:
             end = conn.buf.find(b"\r\n\r\n")
             while end < 0:
+                if conn.buf and not conn.buf[:1].isupper():
+                    # Not HTTP (a TLS ClientHello: clients of "insecure" registries try HTTPS first):
+                    # answer at once so they fall back to plain HTTP instead of waiting for a timeout.
+                    self._send_error(conn.sock, 400)
+                    return
                 if len(conn.buf) > MAX_HEADER:
                     self._send_error(conn.sock, 431)
                     return

@@ -36,8 +36,22 @@ def kernel_last_cap() -> int:
 
 
 def all_capabilities() -> list[str]:
-    """Every capability the kernel supports (docker's GetAllCapabilities)."""
-    return list(CAPABILITIES[: kernel_last_cap() + 1])
+    """Every capability the kernel supports (docker's GetAllCapabilities) that the daemon itself
+    still holds in its bounding set: no runtime can grant a container more, so in a sandbox that
+    lacks some (CAP_SYS_RESOURCE here), --privileged gets all the others instead of failing."""
+    bounding = _own_bounding_set()
+    return [c for i, c in enumerate(CAPABILITIES[: kernel_last_cap() + 1]) if bounding >> i & 1]
+
+
+def _own_bounding_set() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return -1
 
 
 def cap_mask(names: list[str] | None) -> int:
