@@ -49,10 +49,13 @@ def start_registry(base: Path) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = base / "registry.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {base}/reg\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\n")
-    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    config.write_text(
+        f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {base}/reg\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
@@ -93,11 +96,19 @@ def main() -> int:
         ref = f"{host}/bench/big:1"
         src.register(json.dumps(config).encode(), repo_tags=[ref])
         registry = Registry(host)
-        rows.append(("dockyard push (gzip + upload)", timed(lambda: Pusher(src, registry, lambda m: None).push(
-            parse_docker_ref(ref)))))
+        rows.append(
+            (
+                "dockyard push (gzip + upload)",
+                timed(lambda: Pusher(src, registry, lambda m: None).push(parse_docker_ref(ref))),
+            )
+        )
         dst = ImageStore(base / "dst", open_snapshotter(str(base / "dst" / "storage"), "vfs"))
-        rows.append(("dockyard pull (download + unpack)", timed(lambda: Puller(dst, Registry(host), lambda m: None)
-                                                                 .pull(parse_docker_ref(ref)))))
+        rows.append(
+            (
+                "dockyard pull (download + unpack)",
+                timed(lambda: Puller(dst, Registry(host), lambda m: None).pull(parse_docker_ref(ref))),
+            )
+        )
         rows += docker_rows(base, src, ref)
         blob = dst.resolve(ref).layers[0].blob
         blob_path = dst.content.path(blob)

@@ -49,8 +49,20 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> No
 
 
 def start_dockyard(base: Path, port: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dockyard", "registry", "serve", "--addr", f"127.0.0.1:{port}",
-                             "--root", str(base / "dockyard")], stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dockyard",
+            "registry",
+            "serve",
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--root",
+            str(base / "dockyard"),
+        ],
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def start_distribution(base: Path, port: int) -> subprocess.Popen:
@@ -60,8 +72,9 @@ def start_distribution(base: Path, port: int) -> subprocess.Popen:
         f"storage:\n  filesystem:\n    rootdirectory: {base / 'distribution'}\n  delete:\n    enabled: true\n"
         f"  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: 127.0.0.1:{port}\n"
     )
-    return subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def push_image(port: int, layer: bytes) -> str:
@@ -76,8 +89,9 @@ def push_image(port: int, layer: bytes) -> str:
         location = resp.getheader("Location") or ""
         path = re.sub(r"^https?://[^/]+", "", location)
         sep = "&" if "?" in path else "?"
-        conn.request("PUT", f"{path}{sep}digest={digest}", body=data,
-                     headers={"Content-Type": "application/octet-stream"})
+        conn.request(
+            "PUT", f"{path}{sep}digest={digest}", body=data, headers={"Content-Type": "application/octet-stream"}
+        )
         resp = conn.getresponse()
         resp.read()
         if resp.status != 201:
@@ -85,13 +99,20 @@ def push_image(port: int, layer: bytes) -> str:
         return digest
 
     config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": push_blob(config),
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": push_blob(layer),
-                    "size": len(layer)}],
-    }).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": push_blob(config),
+                "size": len(config),
+            },
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": push_blob(layer), "size": len(layer)}
+            ],
+        }
+    ).encode()
     conn.request("PUT", f"/v2/{REPO}/manifests/latest", body=manifest, headers={"Content-Type": MANIFEST_TYPE})
     resp = conn.getresponse()
     resp.read()
@@ -141,8 +162,10 @@ def main() -> int:
             procs.append(start(base, port))
             wait_listening(port, procs[-1])
             digest = push_image(port, layer)
-            urls[name] = (f"http://127.0.0.1:{port}/v2/{REPO}/manifests/latest",
-                          f"http://127.0.0.1:{port}/v2/{REPO}/blobs/{digest}")
+            urls[name] = (
+                f"http://127.0.0.1:{port}/v2/{REPO}/manifests/latest",
+                f"http://127.0.0.1:{port}/v2/{REPO}/blobs/{digest}",
+            )
             wrk(urls[name][0], 1, args.connections, MANIFEST_TYPE)  # warm-up
         for _ in range(args.rounds):  # interleaved, so machine noise hits both servers alike
             for name, (manifest_url, blob_url) in urls.items():
@@ -155,8 +178,10 @@ def main() -> int:
             proc.wait(10)
         shutil.rmtree(base, ignore_errors=True)
     rows = {name: tuple(statistics.median(s[i] for s in runs) for i in range(3)) for name, runs in samples.items()}
-    print(f"{args.connections} concurrent connections, {args.rounds} interleaved rounds of {args.seconds}s "
-          f"(median), {args.blob_mb} MB blob")
+    print(
+        f"{args.connections} concurrent connections, {args.rounds} interleaved rounds of {args.seconds}s "
+        f"(median), {args.blob_mb} MB blob"
+    )
     print(f"{'server':<14}{'manifest GET req/s':>20}{'blob GET MB/s':>16}{'blob GET req/s':>16}")
     for name, (manifest_rps, blob_mbs, blob_rps) in rows.items():
         print(f"{name:<14}{manifest_rps:>20.0f}{blob_mbs:>16.0f}{blob_rps:>16.1f}")

@@ -124,10 +124,20 @@ class Podman(Engine):
     name = "podman"
 
     def __init__(self, base: Path, tar: Path) -> None:
-        self.cli = ["podman", "--root", str(base / "root"), "--runroot", str(base / "runroot"),
-                    "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
-        subprocess.run([*self.cli, "import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest"], check=True,
-                       capture_output=True)
+        self.cli = [
+            "podman",
+            "--root",
+            str(base / "root"),
+            "--runroot",
+            str(base / "runroot"),
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ]
+        subprocess.run(
+            [*self.cli, "import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest"], check=True, capture_output=True
+        )
 
     def run_cmd(self) -> list[str]:
         return [*self.cli, "run", "--rm", "--network", "none", "--ulimit", "host", "busybox", "true"]
@@ -174,14 +184,28 @@ def bench_latency(engines: list[Engine], runs: int) -> str:
     for name, values in samples.items():
         values.sort()
         median = statistics.median(values)
-        rows.append([name, f"{median * 1000:.0f}", f"{values[int(len(values) * 0.9) - 1] * 1000:.0f}",
-                     f"{values[0] * 1000:.0f}", f"{median / docker_median:.2f}x" if docker_median else "-"])
+        rows.append(
+            [
+                name,
+                f"{median * 1000:.0f}",
+                f"{values[int(len(values) * 0.9) - 1] * 1000:.0f}",
+                f"{values[0] * 1000:.0f}",
+                f"{median / docker_median:.2f}x" if docker_median else "-",
+            ]
+        )
     return table(rows)
 
 
 def bench_memory(engines: list[Engine], count: int) -> str:
-    rows = [["engine (PSS)", f"daemon growth kB ({count} ctrs)", "per-container processes kB", "total kB",
-             "per container kB"]]
+    rows = [
+        [
+            "engine (PSS)",
+            f"daemon growth kB ({count} ctrs)",
+            "per-container processes kB",
+            "total kB",
+            "per container kB",
+        ]
+    ]
     for e in engines:
         if not hasattr(e, "start_sleepers"):
             continue

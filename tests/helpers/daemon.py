@@ -30,11 +30,13 @@ class DaemonEnv:
         env["DOCKYARD_NO_AUTOSTART"] = "1"
         return env
 
-    def cli(self, *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False
-            ) -> subprocess.CompletedProcess[bytes]:
+    def cli(
+        self, *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False
+    ) -> subprocess.CompletedProcess[bytes]:
         """Run `dockyard ARGS` against this daemon."""
-        proc = subprocess.run([sys.executable, "-m", "dockyard", *args], input=input, capture_output=True,
-                              env=self.env(), timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "dockyard", *args], input=input, capture_output=True, env=self.env(), timeout=timeout
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"dockyard {' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()}")
         return proc
@@ -45,9 +47,21 @@ class DaemonEnv:
     def start(self) -> None:
         with open(self.base / "daemon.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dockyard", "daemon", "--data-root", str(self.data_root),
-                 "--exec-root", str(self.exec_root), "-H", self.host],
-                stdout=log, stderr=log, env=self.env(),
+                [
+                    sys.executable,
+                    "-m",
+                    "dockyard",
+                    "daemon",
+                    "--data-root",
+                    str(self.data_root),
+                    "--exec-root",
+                    str(self.exec_root),
+                    "-H",
+                    self.host,
+                ],
+                stdout=log,
+                stderr=log,
+                env=self.env(),
             )
         deadline = time.time() + 20
         while time.time() < deadline:

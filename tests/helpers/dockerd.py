@@ -28,11 +28,28 @@ class PrivateDockerd:
         self.base.mkdir(parents=True, exist_ok=True)
         with open(self.base / "dockerd.log", "wb") as log:
             self.proc = subprocess.Popen(
-                ["dockerd", "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
-                 "-H", f"unix://{self.sock}", "--pidfile", str(self.base / "docker.pid"), "--bridge=none",
-                 "--iptables=false", "--ip6tables=false", "--containerd-namespace", "dyoracle",
-                 "--containerd-plugins-namespace", "dyoraclep", "--cgroup-parent", "dyoracle"],
-                stdout=log, stderr=log,
+                [
+                    "dockerd",
+                    "--data-root",
+                    str(self.base / "data"),
+                    "--exec-root",
+                    str(self.base / "exec"),
+                    "-H",
+                    f"unix://{self.sock}",
+                    "--pidfile",
+                    str(self.base / "docker.pid"),
+                    "--bridge=none",
+                    "--iptables=false",
+                    "--ip6tables=false",
+                    "--containerd-namespace",
+                    "dyoracle",
+                    "--containerd-plugins-namespace",
+                    "dyoraclep",
+                    "--cgroup-parent",
+                    "dyoracle",
+                ],
+                stdout=log,
+                stderr=log,
             )
         deadline = time.time() + timeout
         while self.run("version").returncode != 0:

@@ -6,6 +6,7 @@ no mounts under the data root, no monitor processes, no dockyard cgroups of ours
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -31,10 +32,8 @@ def dockyard_env() -> Iterator[DaemonEnv]:
         yield env
     finally:
         if env.proc is None:
-            try:
+            with contextlib.suppress(Exception):
                 env.start()
-            except Exception:
-                pass
         try:
             ids = env.cli("ps", "-aq").stdout.decode().split()
             if ids:

@@ -85,8 +85,9 @@ def test_exec_output_exit_code_and_inspect(dy, docker_env, running) -> None:  # 
     from dockyard.client.api import APIClient
 
     api = APIClient(dy.host)
-    exec_id = api.exec_create(running, {"Cmd": ["sh", "-c", "echo out; echo err >&2; exit 7"],
-                                        "AttachStdout": True, "AttachStderr": True})["Id"]
+    exec_id = api.exec_create(
+        running, {"Cmd": ["sh", "-c", "echo out; echo err >&2; exit 7"], "AttachStdout": True, "AttachStderr": True}
+    )["Id"]
     before = api.exec_inspect(exec_id)
     assert before["Running"] is False and before["ExitCode"] is None and before["ContainerID"] == running
     conn = api.exec_start(exec_id, {"Detach": False, "Tty": False})
@@ -97,8 +98,12 @@ def test_exec_output_exit_code_and_inspect(dy, docker_env, running) -> None:  # 
     assert wait_until(lambda: api.exec_inspect(exec_id)["ExitCode"] == 7)
     after = api.exec_inspect(exec_id)
     assert after["Running"] is False and after["Pid"] > 0
-    assert after["ProcessConfig"] == {"tty": False, "entrypoint": "sh",
-                                      "arguments": ["-c", "echo out; echo err >&2; exit 7"], "privileged": False}
+    assert after["ProcessConfig"] == {
+        "tty": False,
+        "entrypoint": "sh",
+        "arguments": ["-c", "echo out; echo err >&2; exit 7"],
+        "privileged": False,
+    }
 
 
 def test_exec_env_workdir_user_privileged(docker_env, running) -> None:  # type: ignore[no-untyped-def]
@@ -138,8 +143,10 @@ def test_exec_joins_the_container_namespaces_and_cgroup(dy, docker_env, running)
 def test_exec_errors_match_docker(dy, docker_env, running) -> None:  # type: ignore[no-untyped-def]
     missing = docker(docker_env, "exec", running, "nosuch")
     assert missing.returncode == 127
-    assert (b'OCI runtime exec failed: exec failed: unable to start container process: exec: "nosuch": '
-            b"executable file not found in $PATH: unknown") in missing.stdout + missing.stderr
+    assert (
+        b'OCI runtime exec failed: exec failed: unable to start container process: exec: "nosuch": '
+        b"executable file not found in $PATH: unknown"
+    ) in missing.stdout + missing.stderr
     assert docker(docker_env, "exec", running, "/etc").returncode == 126
     dy.out("kill", running)
     stopped = docker(docker_env, "exec", running, "true")
@@ -171,8 +178,9 @@ def test_client_hanging_up_does_not_block_or_leak(dy, running) -> None:  # type:
     daemon_fds = f"/proc/{dy.proc.pid}/fd"
     baseline = len(os.listdir(daemon_fds))
     script = "i=0; while [ $i -lt 40 ]; do echo tick; i=$((i+1)); sleep 0.05; done; exit 9"
-    exec_id = api.exec_create(running, {"Cmd": ["sh", "-c", script], "AttachStdin": True,
-                                        "AttachStdout": True, "AttachStderr": True})["Id"]
+    exec_id = api.exec_create(
+        running, {"Cmd": ["sh", "-c", script], "AttachStdin": True, "AttachStdout": True, "AttachStderr": True}
+    )["Id"]
     conn = api.exec_start(exec_id, {"Detach": False, "Tty": False})
     assert conn is not None
     assert next(conn.iter_output()) == (1, b"tick\n")
@@ -246,8 +254,10 @@ def test_attach_and_detach_keys(cli, dy, docker_env, spawn) -> None:  # type: ig
 
 
 def test_dockyard_exec_flags(dy, running) -> None:  # type: ignore[no-untyped-def]
-    assert dy.out("exec", "-e", "A=b", "-w", "/tmp", "-u", "app", running, "sh", "-c",
-                  "echo $A $(pwd) $(id -u)") == "b /tmp 1000\n"
+    assert (
+        dy.out("exec", "-e", "A=b", "-w", "/tmp", "-u", "app", running, "sh", "-c", "echo $A $(pwd) $(id -u)")
+        == "b /tmp 1000\n"
+    )
     assert dy.cli("exec", running, "sh", "-c", "exit 5").returncode == 5
     missing = dy.cli("exec", running, "nosuch")
     assert missing.returncode == 127 and b"executable file not found" in missing.stdout

@@ -95,12 +95,14 @@ def test_export_shows_whiteout_deletion(dy, tmp_path: Path):
 def test_import_rejects_escaping_tar(dy, tmp_path: Path):
     sentinel = tmp_path / "outside"
     sentinel.mkdir()
-    evil = tar_bytes([
-        (tarfile.TarInfo("../../../../../../" + str(sentinel).lstrip("/") + "/pwned"), b"x"),
-        (_symlink("escape", str(sentinel)), None),
-        (tarfile.TarInfo("escape/through-link"), b"y"),
-        (tarfile.TarInfo("bin/ok"), b"fine"),
-    ])
+    evil = tar_bytes(
+        [
+            (tarfile.TarInfo("../../../../../../" + str(sentinel).lstrip("/") + "/pwned"), b"x"),
+            (_symlink("escape", str(sentinel)), None),
+            (tarfile.TarInfo("escape/through-link"), b"y"),
+            (tarfile.TarInfo("bin/ok"), b"fine"),
+        ]
+    )
     proc = dy.cli("import", "-", "evil:1", input=evil)
     assert list(sentinel.iterdir()) == []
     if proc.returncode == 0:  # the safe entries imported, the hostile ones dropped
@@ -146,8 +148,10 @@ def test_daemon_killed_mid_import_leaves_clean_store(dy, tmp_path: Path):
     tar = (dy.base / "busybox.tar").read_bytes()
     sock = socket.socket(socket.AF_UNIX)
     sock.connect(str(dy.socket))
-    sock.sendall(b"POST /v1.47/images/create?fromSrc=-&repo=halfway&tag=1 HTTP/1.1\r\nHost: d\r\n"
-                 b"Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n")
+    sock.sendall(
+        b"POST /v1.47/images/create?fromSrc=-&repo=halfway&tag=1 HTTP/1.1\r\nHost: d\r\n"
+        b"Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     half = tar[: len(tar) // 2]
     sock.sendall(b"%x\r\n%s\r\n" % (len(half), half))
     time.sleep(0.5)

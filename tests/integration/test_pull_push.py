@@ -82,8 +82,10 @@ def test_pull_missing_and_corrupt(dy: DaemonEnv, fake_registry: FakeRegistry, co
     bad = layer_tar({"y": b"y" * 100})
     fake_registry.add_image("bad", [(ok, _gzip(ok), mf.OCI_LAYER_GZIP), (bad, _gzip(bad), mf.OCI_LAYER_GZIP)])
     fake_registry.blobs[digest_of(_gzip(bad))] = _gzip(layer_tar({"evil": b"!"}))
-    assert dy.out("login", "-u", "alice", "--password-stdin", fake_registry.host, input=b"s3cret\n").strip() \
+    assert (
+        dy.out("login", "-u", "alice", "--password-stdin", fake_registry.host, input=b"s3cret\n").strip()
         == "Login Succeeded"
+    )
     result = dy.cli("pull", f"{fake_registry.host}/app:bad")
     assert result.returncode == 1
     assert f"filesystem layer verification failed for digest {digest_of(_gzip(bad))}" in result.stderr.decode()

@@ -36,8 +36,10 @@ class Registry:
         self.port = _free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.root = root
-        self.proc = subprocess.Popen([sys.executable, "-m", "dockyard", "registry", "serve", "--addr", self.addr,
-                                      "--root", str(root), *args], stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard", "registry", "serve", "--addr", self.addr, "--root", str(root), *args],
+            stderr=subprocess.PIPE,
+        )
         line = self.proc.stderr.readline()  # type: ignore[union-attr]
         assert b"listening" in line, line
 
@@ -77,16 +79,43 @@ def busybox_layout(tmp_path_factory) -> Path:
     tar = busybox_rootfs_tar(work / "busybox.tar", work / "build").read_bytes()
     layout = work / "oci"
     layer = _blob(layout, tar)
-    config = _blob(layout, json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
-                                       "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())
-    manifest = _blob(layout, json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer}]}).encode())
+    config = _blob(
+        layout,
+        json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Cmd": ["sh"]},
+                "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
+            }
+        ).encode(),
+    )
+    manifest = _blob(
+        layout,
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer}],
+            }
+        ).encode(),
+    )
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
-        "annotations": {"org.opencontainers.image.ref.name": "1"}}]}))
+    (layout / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        **manifest,
+                        "annotations": {"org.opencontainers.image.ref.name": "1"},
+                    }
+                ],
+            }
+        )
+    )
     return layout
 
 
@@ -99,8 +128,9 @@ def _skopeo(*args: str) -> subprocess.CompletedProcess:
 def _image(layout: Path, ref: str) -> tuple[list[str], list[str]]:
     """(layer digests, config diff_ids) of `ref` in an OCI layout; skopeo gzips layers on the way up."""
     index = json.loads((layout / "index.json").read_text())
-    entry = next(m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name")
-                 == ref)
+    entry = next(
+        m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref
+    )
     manifest = json.loads((layout / "blobs" / "sha256" / entry["digest"][7:]).read_text())
     config = json.loads((layout / "blobs" / "sha256" / manifest["config"]["digest"][7:]).read_text())
     return [layer["digest"] for layer in manifest["layers"]], config["rootfs"]["diff_ids"]
@@ -119,8 +149,13 @@ def test_skopeo_copy_both_ways(serve, busybox_layout: Path, tmp_path: Path):
     inspect = json.loads(_skopeo("inspect", "--tls-verify=false", f"docker://{reg.addr}/dy/busybox:1").stdout)
     assert inspect["Layers"] == layers
     # Copy between repositories of the same registry: skopeo mounts the blobs across.
-    _skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false", f"docker://{reg.addr}/dy/busybox:1",
-            f"docker://{reg.addr}/dy/mirror:latest")
+    _skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        f"docker://{reg.addr}/dy/busybox:1",
+        f"docker://{reg.addr}/dy/mirror:latest",
+    )
     assert (reg.root / "repositories" / "dy" / "mirror" / "_manifests").is_dir()
 
 
@@ -134,31 +169,45 @@ def _make_tls(directory: Path) -> tuple[Path, Path, Path]:
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dockyard test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     directory.mkdir(parents=True, exist_ok=True)
     paths = directory / "ca.crt", directory / "server.crt", directory / "server.key"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return paths
 
 
 def _htpasswd(path: Path, user: str, password: str) -> Path:
-    subprocess.run([sys.executable, "-m", "dockyard", "registry", "htpasswd", "--password-stdin", str(path), user],
-                   input=f"{password}\n".encode(), check=True)
+    subprocess.run(
+        [sys.executable, "-m", "dockyard", "registry", "htpasswd", "--password-stdin", str(path), user],
+        input=f"{password}\n".encode(),
+        check=True,
+    )
     return path
 
 
@@ -171,12 +220,29 @@ def test_skopeo_with_htpasswd_over_tls(serve, busybox_layout: Path, tmp_path: Pa
     users = _htpasswd(tmp_path / "htpasswd", "alice", "s3cret")
     reg = serve("--htpasswd", str(users), "--tls-cert", str(cert), "--tls-key", str(key))
     dest = f"docker://{reg.addr}/private/busybox:tls"
-    denied = subprocess.run(["skopeo", "--insecure-policy", "copy", "--dest-cert-dir", str(certs),
-                             "--dest-creds", "alice:wrong", f"oci:{busybox_layout}:1", dest],
-                            capture_output=True, text=True, timeout=300)
+    denied = subprocess.run(
+        [
+            "skopeo",
+            "--insecure-policy",
+            "copy",
+            "--dest-cert-dir",
+            str(certs),
+            "--dest-creds",
+            "alice:wrong",
+            f"oci:{busybox_layout}:1",
+            dest,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert denied.returncode != 0 and ("unauthorized" in denied.stderr.lower() or "401" in denied.stderr)
-    untrusted = subprocess.run(["skopeo", "--insecure-policy", "inspect", "--creds", "alice:s3cret", dest],
-                               capture_output=True, text=True, timeout=120)
+    untrusted = subprocess.run(
+        ["skopeo", "--insecure-policy", "inspect", "--creds", "alice:s3cret", dest],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert untrusted.returncode != 0 and "certificate" in untrusted.stderr
     _skopeo("copy", "--dest-cert-dir", str(certs), "--dest-creds", "alice:s3cret", f"oci:{busybox_layout}:1", dest)
     back = tmp_path / "back"

@@ -52,7 +52,9 @@ def test_filesystem_isolation_copy_on_write(dy):
 
 
 def test_proc_and_sys(dy):
-    out = dy.out("run", "--rm", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; touch /sys/x 2>&1 || echo ro")
+    out = dy.out(
+        "run", "--rm", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; touch /sys/x 2>&1 || echo ro"
+    )
     assert out.startswith("sh -c")
     assert "ro" in out
 
@@ -61,8 +63,20 @@ def test_env_workdir_user_entrypoint(dy, tmp_path: Path):
     env_file = tmp_path / "env"
     env_file.write_text("FROM_FILE=yes\n# comment\n")
     out = dy.out(
-        "run", "--rm", "-e", "A=1", "--env-file", str(env_file), "-w", "/tmp", "-u", "app", "busybox",
-        "sh", "-c", "echo $A $FROM_FILE $(pwd) $(id -u) $(id -g) $HOME",
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "--env-file",
+        str(env_file),
+        "-w",
+        "/tmp",
+        "-u",
+        "app",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $FROM_FILE $(pwd) $(id -u) $(id -g) $HOME",
     )
     assert out.split() == ["1", "yes", "/tmp", "1000", "1000", "/home/app"]
     out = dy.out("run", "--rm", "--entrypoint", "echo", "busybox", "via", "entrypoint")
@@ -105,8 +119,18 @@ def test_unknown_user(dy):
 
 
 def test_detached_ps_logs_inspect(dy):
-    cid = dy.out("run", "-d", "--name", "logger", "-l", "tier=web", "busybox", "sh", "-c",
-                 "for i in 1 2 3; do echo line$i; done; echo oops >&2; sleep 30").strip()
+    cid = dy.out(
+        "run",
+        "-d",
+        "--name",
+        "logger",
+        "-l",
+        "tier=web",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line$i; done; echo oops >&2; sleep 30",
+    ).strip()
     assert len(cid) == 64
     deadline = time.time() + 5
     while "oops" not in dy.cli("logs", "logger").stderr.decode() and time.time() < deadline:
@@ -235,8 +259,7 @@ def _wait_for(predicate, timeout: float = 15.0) -> bool:
 def test_restart_policy_on_failure_counts(dy):
     cid = dy.out("run", "-d", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo try; exit 3").strip()
     assert _wait_for(lambda: dy.out("logs", cid).split() == ["try"] * 3)
-    assert _wait_for(lambda: dy.out("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", cid).strip()
-                     == "exited 2")
+    assert _wait_for(lambda: dy.out("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", cid).strip() == "exited 2")
     assert dy.out("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "3"
 
 

@@ -18,20 +18,81 @@ import pytest
 DOCKER = "/usr/local/bin/docker"
 
 # Engine API v1.47: ContainerInspectResponse, ContainerSummary, ImageSummary, SystemVersion (required keys).
-INSPECT_KEYS = {"Id": str, "Created": str, "Path": str, "Args": list, "State": dict, "Image": str,
-                "ResolvConfPath": str, "HostnamePath": str, "HostsPath": str, "LogPath": str, "Name": str,
-                "RestartCount": int, "Driver": str, "Platform": str, "MountLabel": str, "ProcessLabel": str,
-                "AppArmorProfile": str, "HostConfig": dict, "GraphDriver": dict, "Mounts": list,
-                "Config": dict, "NetworkSettings": dict}
-STATE_KEYS = {"Status": str, "Running": bool, "Paused": bool, "Restarting": bool, "OOMKilled": bool,
-              "Dead": bool, "Pid": int, "ExitCode": int, "Error": str, "StartedAt": str, "FinishedAt": str}
-PS_KEYS = {"Id": str, "Names": list, "Image": str, "ImageID": str, "Command": str, "Created": int,
-           "Ports": list, "Labels": dict, "State": str, "Status": str, "HostConfig": dict,
-           "NetworkSettings": dict, "Mounts": list}
-IMAGE_KEYS = {"Id": str, "ParentId": str, "RepoTags": list, "RepoDigests": list, "Created": int, "Size": int,
-              "SharedSize": int, "Labels": dict, "Containers": int}
-VERSION_KEYS = {"Platform": dict, "Components": list, "Version": str, "ApiVersion": str, "MinAPIVersion": str,
-                "GitCommit": str, "GoVersion": str, "Os": str, "Arch": str, "KernelVersion": str}
+INSPECT_KEYS = {
+    "Id": str,
+    "Created": str,
+    "Path": str,
+    "Args": list,
+    "State": dict,
+    "Image": str,
+    "ResolvConfPath": str,
+    "HostnamePath": str,
+    "HostsPath": str,
+    "LogPath": str,
+    "Name": str,
+    "RestartCount": int,
+    "Driver": str,
+    "Platform": str,
+    "MountLabel": str,
+    "ProcessLabel": str,
+    "AppArmorProfile": str,
+    "HostConfig": dict,
+    "GraphDriver": dict,
+    "Mounts": list,
+    "Config": dict,
+    "NetworkSettings": dict,
+}
+STATE_KEYS = {
+    "Status": str,
+    "Running": bool,
+    "Paused": bool,
+    "Restarting": bool,
+    "OOMKilled": bool,
+    "Dead": bool,
+    "Pid": int,
+    "ExitCode": int,
+    "Error": str,
+    "StartedAt": str,
+    "FinishedAt": str,
+}
+PS_KEYS = {
+    "Id": str,
+    "Names": list,
+    "Image": str,
+    "ImageID": str,
+    "Command": str,
+    "Created": int,
+    "Ports": list,
+    "Labels": dict,
+    "State": str,
+    "Status": str,
+    "HostConfig": dict,
+    "NetworkSettings": dict,
+    "Mounts": list,
+}
+IMAGE_KEYS = {
+    "Id": str,
+    "ParentId": str,
+    "RepoTags": list,
+    "RepoDigests": list,
+    "Created": int,
+    "Size": int,
+    "SharedSize": int,
+    "Labels": dict,
+    "Containers": int,
+}
+VERSION_KEYS = {
+    "Platform": dict,
+    "Components": list,
+    "Version": str,
+    "ApiVersion": str,
+    "MinAPIVersion": str,
+    "GitCommit": str,
+    "GoVersion": str,
+    "Os": str,
+    "Arch": str,
+    "KernelVersion": str,
+}
 PATH_STAT_KEYS = {"name": str, "size": int, "mode": int, "mtime": str, "linkTarget": str}
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DOCKER), reason="the docker CLI is not installed")
@@ -102,8 +163,18 @@ def test_docker_cli_version_decodes(docker_cli: DockerCLI):
 
 def test_docker_cli_core_verbs_and_shapes(docker_cli: DockerCLI):
     name = _name()
-    cid = docker_cli.out("run", "-d", "--name", name, "--label", "compat=1", "busybox", "sh", "-c",
-                         "echo hello; echo err >&2; while true; do sleep 1; done").strip()
+    cid = docker_cli.out(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--label",
+        "compat=1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello; echo err >&2; while true; do sleep 1; done",
+    ).strip()
     assert len(cid) == 64
     ps = json.loads(docker_cli.out("ps", "--filter", f"name={name}", "--format", "{{json .}}"))
     assert ps["Names"] == name and ps["State"] == "running"
@@ -146,7 +217,7 @@ def test_docker_cli_cp_diff_commit_prune_df(docker_cli: DockerCLI, tmp_path: Pat
     df = docker_cli.out("system", "df").splitlines()
     assert df[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"] and df[1].startswith("Images")
     cid = docker_cli.out("inspect", "-f", "{{.Id}}", name).strip()
-    pruned = docker_cli.out("container", "prune", "-f", "--filter", f"until={10 ** 10}")
+    pruned = docker_cli.out("container", "prune", "-f", "--filter", f"until={10**10}")
     assert cid in pruned.splitlines() and "Total reclaimed space" in pruned
     out = docker_cli.out("image", "prune", "-a", "-f", "--filter", "label=compat=yes")
     assert f"untagged: {repo}:1" in out
@@ -159,8 +230,13 @@ def test_sdk_over_the_verbs(sdk):
     version = sdk.version()
     _check_shape(version, VERSION_KEYS, "version")
     name = _name()
-    c = sdk.containers.run("busybox", ["sh", "-c", "echo sdk > /made; while true; do sleep 1; done"], name=name,
-                           detach=True, labels={"sdk": "1"})
+    c = sdk.containers.run(
+        "busybox",
+        ["sh", "-c", "echo sdk > /made; while true; do sleep 1; done"],
+        name=name,
+        detach=True,
+        labels={"sdk": "1"},
+    )
     try:
         _wait_file(c, "/made")
         items = sdk.api.containers(filters={"name": name})

@@ -55,8 +55,17 @@ def test_top_lists_container_processes(dy):
 def test_stats_has_docker_shape_and_cpu(dy):
     name = _run_bg(dy, script="while true; do :; done")  # busy: CPU % must show up
     stats = json.loads(_api(dy).container_stats(name, stream=False).content())
-    assert {"read", "preread", "cpu_stats", "precpu_stats", "memory_stats", "pids_stats", "blkio_stats",
-            "name", "id"} <= stats.keys()
+    assert {
+        "read",
+        "preread",
+        "cpu_stats",
+        "precpu_stats",
+        "memory_stats",
+        "pids_stats",
+        "blkio_stats",
+        "name",
+        "id",
+    } <= stats.keys()
     assert stats["precpu_stats"]["system_cpu_usage"] > 0  # two samples: the CLI can compute CPU %
     assert stats["cpu_stats"]["cpu_usage"]["total_usage"] > stats["precpu_stats"]["cpu_usage"]["total_usage"]
     assert stats["memory_stats"]["usage"] > 0 and stats["pids_stats"]["current"] >= 1
@@ -89,8 +98,10 @@ def test_pause_unpause_and_rules(dy):
 
 
 def _cgroup_file(container_id: str, v1: str, v2: str) -> str:
-    for candidate in (f"/sys/fs/cgroup/{v1}".replace("ID", container_id),
-                      f"/sys/fs/cgroup/dockyard/{container_id}/{v2}"):
+    for candidate in (
+        f"/sys/fs/cgroup/{v1}".replace("ID", container_id),
+        f"/sys/fs/cgroup/dockyard/{container_id}/{v2}",
+    ):
         if os.path.exists(candidate):
             return Path(candidate).read_text().strip()
     raise AssertionError("no cgroup file")
@@ -99,8 +110,12 @@ def _cgroup_file(container_id: str, v1: str, v2: str) -> str:
 def test_update_applies_to_running_cgroup_and_persists(dy):
     name = _run_bg(dy)
     cid = json.loads(dy.out("inspect", name))[0]["Id"]
-    assert dy.out("update", "--memory", "64m", "--pids-limit", "42", "--cpus", "0.5", "--restart",
-                  "on-failure:2", name).strip() == name
+    assert (
+        dy.out(
+            "update", "--memory", "64m", "--pids-limit", "42", "--cpus", "0.5", "--restart", "on-failure:2", name
+        ).strip()
+        == name
+    )
     hc = json.loads(dy.out("inspect", name))[0]["HostConfig"]
     assert (hc["Memory"], hc["PidsLimit"], hc["NanoCpus"]) == (64 << 20, 42, 500_000_000)
     assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
@@ -214,7 +229,7 @@ def test_container_and_image_prune_with_filters(dy):
     repo = "prune-" + uuid.uuid4().hex[:8]
     dy.out("commit", keep, f"{repo}:x")
     assert "Deleted Images" not in dy.out("image", "prune", "-f")  # tagged: not dangling
-    out = dy.out("image", "prune", "-a", "-f", "--filter", f"until={10 ** 10}")
+    out = dy.out("image", "prune", "-a", "-f", "--filter", f"until={10**10}")
     assert f"untagged: {repo}:x" in out
     assert "busybox:latest" in dy.out("images", "--format", "{{.Repository}}:{{.Tag}}")  # in use: kept
 
@@ -244,8 +259,13 @@ def test_inspect_by_id_prefix_and_type(dy):
 def test_unknown_container_is_404(dy):
     api = _api(dy)
     ghost = "ghost-" + uuid.uuid4().hex
-    for call in (lambda: api.top_container(ghost), lambda: api.update_container(ghost, {"Memory": 1 << 26}),
-                 lambda: api.commit(ghost), lambda: api.get_archive(ghost, "/"), lambda: api.pause_container(ghost)):
+    for call in (
+        lambda: api.top_container(ghost),
+        lambda: api.update_container(ghost, {"Memory": 1 << 26}),
+        lambda: api.commit(ghost),
+        lambda: api.get_archive(ghost, "/"),
+        lambda: api.pause_container(ghost),
+    ):
         try:
             call()
         except APIError as exc:

@@ -123,9 +123,7 @@ def box(tmp_path, rootfs_template):
 def test_pid1_hostname_proc_sys_cwd_env(box):
     script = ("echo pid=$$; hostname; ps -o pid | tail -n +2 | tr -d ' ' | sort -n | tr '\\n' ,; echo;"
               " pwd; echo foo=$FOO home=$HOME; touch /sys/x 2>&1; grep -c . /proc/self/mounts")  # fmt: skip
-    code, out, err = box.run(
-        ["sh", "-c", script], {"Hostname": "box", "WorkingDir": "/var/www", "Env": ["FOO=bar"]}
-    )
+    code, out, err = box.run(["sh", "-c", script], {"Hostname": "box", "WorkingDir": "/var/www", "Env": ["FOO=bar"]})
     lines = out.splitlines()
     assert code == 0, err
     assert lines[0] == "pid=1"

@@ -21,7 +21,8 @@ from dockyard.cli.units import human_duration, human_size, parse_go_duration, ra
 
 NOW = 1_700_000_000.0
 INSPECT = {
-    "Id": "abc", "Name": "/web",
+    "Id": "abc",
+    "Name": "/web",
     "State": {"Status": "running", "Pid": 42, "Running": True},
     "Config": {"Labels": {"k": "v", "a": "b"}, "Env": ["A=1", "B=2"], "Cmd": None},
     "Mounts": [{"Source": "/src", "Destination": "/dst"}, {"Source": "/s2", "Destination": "/d2"}],
@@ -32,38 +33,41 @@ def run(source: str, data=INSPECT) -> str:
     return parse(source).execute(data)
 
 
-@pytest.mark.parametrize(("source", "expected"), [
-    ("{{.State.Status}}", "running"),
-    ("{{.State.Pid}}", "42"),
-    ("{{.State.Running}}", "true"),
-    ("{{.Config.Cmd}}", "<nil>"),
-    ("{{.Config.Missing}}", "<no value>"),
-    ("{{.Config.Env}}", "[A=1 B=2]"),
-    ("{{.Config.Labels}}", "map[a:b k:v]"),
-    ('{{index .Config.Labels "k"}}', "v"),
-    ('{{index .Config.Labels "zz"}}', ""),
-    ("{{json .Config.Labels}}", '{"k":"v","a":"b"}'),
-    ("{{range .Mounts}}{{.Source}}:{{.Destination}} {{end}}", "/src:/dst /s2:/d2 "),
-    ("{{range $i, $m := .Mounts}}{{$i}}={{$m.Source}};{{end}}", "0=/src;1=/s2;"),
-    ("{{range $k, $v := .Config.Labels}}{{$k}}{{$v}}{{end}}", "abkv"),
-    ("{{range .Config.Cmd}}x{{else}}empty{{end}}", "empty"),
-    ('{{if eq .State.Status "running"}}up{{else}}down{{end}}', "up"),
-    ('{{if .Config.Cmd}}a{{else if .State.Running}}b{{else}}c{{end}}', "b"),
-    ("{{with .State}}{{.Pid}}{{end}}", "42"),
-    ("{{upper .Name}} {{lower \"AB\"}} {{title \"hello world\"}}", "/WEB ab Hello World"),
-    ('{{join .Config.Env ","}}', "A=1,B=2"),
-    ("{{truncate .Id 2}}", "ab"),
-    ("{{.Name | upper}}", "/WEB"),
-    ("{{println .Name}}", "/web\n"),
-    ('{{printf "%s-%d" .Name .State.Pid}}', "/web-42"),
-    ("{{len .Mounts}}", "2"),
-    ("{{$x := .State}}{{$x.Pid}}", "42"),
-    ("a {{- \" b \" -}} c", "a b c"),
-    ("{{/* comment */}}ok", "ok"),
-    ("{{and .State.Running .Name}} {{or .Config.Cmd \"dflt\"}} {{not .State.Running}}", "/web dflt false"),
-    ("{{(index .Mounts 1).Source}}", "/s2"),
-    ("{{1.5}} {{1000000.0}}", "1.5 1e+06"),
-])
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{.State.Status}}", "running"),
+        ("{{.State.Pid}}", "42"),
+        ("{{.State.Running}}", "true"),
+        ("{{.Config.Cmd}}", "<nil>"),
+        ("{{.Config.Missing}}", "<no value>"),
+        ("{{.Config.Env}}", "[A=1 B=2]"),
+        ("{{.Config.Labels}}", "map[a:b k:v]"),
+        ('{{index .Config.Labels "k"}}', "v"),
+        ('{{index .Config.Labels "zz"}}', ""),
+        ("{{json .Config.Labels}}", '{"k":"v","a":"b"}'),
+        ("{{range .Mounts}}{{.Source}}:{{.Destination}} {{end}}", "/src:/dst /s2:/d2 "),
+        ("{{range $i, $m := .Mounts}}{{$i}}={{$m.Source}};{{end}}", "0=/src;1=/s2;"),
+        ("{{range $k, $v := .Config.Labels}}{{$k}}{{$v}}{{end}}", "abkv"),
+        ("{{range .Config.Cmd}}x{{else}}empty{{end}}", "empty"),
+        ('{{if eq .State.Status "running"}}up{{else}}down{{end}}', "up"),
+        ("{{if .Config.Cmd}}a{{else if .State.Running}}b{{else}}c{{end}}", "b"),
+        ("{{with .State}}{{.Pid}}{{end}}", "42"),
+        ('{{upper .Name}} {{lower "AB"}} {{title "hello world"}}', "/WEB ab Hello World"),
+        ('{{join .Config.Env ","}}', "A=1,B=2"),
+        ("{{truncate .Id 2}}", "ab"),
+        ("{{.Name | upper}}", "/WEB"),
+        ("{{println .Name}}", "/web\n"),
+        ('{{printf "%s-%d" .Name .State.Pid}}', "/web-42"),
+        ("{{len .Mounts}}", "2"),
+        ("{{$x := .State}}{{$x.Pid}}", "42"),
+        ('a {{- " b " -}} c', "a b c"),
+        ("{{/* comment */}}ok", "ok"),
+        ('{{and .State.Running .Name}} {{or .Config.Cmd "dflt"}} {{not .State.Running}}', "/web dflt false"),
+        ("{{(index .Mounts 1).Source}}", "/s2"),
+        ("{{1.5}} {{1000000.0}}", "1.5 1e+06"),
+    ],
+)
 def test_template_subset(source: str, expected: str) -> None:
     assert run(source) == expected
 
@@ -72,13 +76,16 @@ def test_json_dot_escapes_html_like_go() -> None:
     assert run("{{json .}}", {"a": "<&>", "b": [1, None]}) == '{"a":"\\u003c\\u0026\\u003e","b":[1,null]}'
 
 
-@pytest.mark.parametrize(("source", "message"), [
-    ("{{.Foo", "unclosed action"),
-    ("{{nosuch .}}", 'function "nosuch" not defined'),
-    ("{{if .A}}x", "unexpected EOF"),
-    ("{{end}}", "unexpected"),
-    ("{{.A | }}", "missing"),
-])
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{.Foo", "unclosed action"),
+        ("{{nosuch .}}", 'function "nosuch" not defined'),
+        ("{{if .A}}x", "unexpected EOF"),
+        ("{{end}}", "unexpected"),
+        ("{{.A | }}", "missing"),
+    ],
+)
 def test_bad_templates_fail_to_parse(source: str, message: str) -> None:
     with pytest.raises(TemplateError, match=message):
         parse(source)
@@ -101,17 +108,38 @@ def test_tabwriter_matches_go() -> None:
 
 
 def container(**extra) -> dict:
-    base = {"Id": "f" * 64, "Names": ["/web"], "Image": "busybox", "ImageID": "sha256:" + "1" * 64,
-            "Command": "sh -c 'echo hello; sleep 1000'", "Created": NOW - 125, "State": "running",
-            "Status": "Up 3 seconds", "Ports": [], "Labels": {"com.example": "x"}, "Mounts": []}
+    base = {
+        "Id": "f" * 64,
+        "Names": ["/web"],
+        "Image": "busybox",
+        "ImageID": "sha256:" + "1" * 64,
+        "Command": "sh -c 'echo hello; sleep 1000'",
+        "Created": NOW - 125,
+        "State": "running",
+        "Status": "Up 3 seconds",
+        "Ports": [],
+        "Labels": {"com.example": "x"},
+        "Mounts": [],
+    }
     base.update(extra)
     return base
 
 
 def test_ps_default_table() -> None:
-    rows = [ContainerRow(container(), now=NOW),
-            ContainerRow(container(Id="e" * 64, Names=["/db"], Image="sha256:" + "2" * 64, Command="true",
-                                   Status="Exited (0) 5 seconds ago", Created=NOW - 7200), now=NOW)]
+    rows = [
+        ContainerRow(container(), now=NOW),
+        ContainerRow(
+            container(
+                Id="e" * 64,
+                Names=["/db"],
+                Image="sha256:" + "2" * 64,
+                Command="true",
+                Status="Exited (0) 5 seconds ago",
+                Created=NOW - 7200,
+            ),
+            now=NOW,
+        ),
+    ]
     out = render("table", rows, ContainerRow.headers, PS_TABLE)
     assert out.splitlines() == [
         "CONTAINER ID   IMAGE          COMMAND                  CREATED         STATUS                     "
@@ -125,7 +153,7 @@ def test_ps_default_table() -> None:
 
 def test_ps_custom_formats() -> None:
     rows = [ContainerRow(container(), now=NOW)]
-    assert render("{{.ID}} {{.Names}} {{.Label \"com.example\"}}", rows) == "ffffffffffff web x\n"
+    assert render('{{.ID}} {{.Names}} {{.Label "com.example"}}', rows) == "ffffffffffff web x\n"
     table = render("table {{.Names}}\t{{.State}}", rows, ContainerRow.headers)
     assert table == "NAMES     STATE\nweb       running\n"
     data = json.loads(render("json", rows))
@@ -135,16 +163,24 @@ def test_ps_custom_formats() -> None:
 
 
 def test_ports_display() -> None:
-    ports = [{"PrivatePort": 80, "Type": "tcp"}, {"PrivatePort": 81, "Type": "tcp"},
-             {"IP": "0.0.0.0", "PrivatePort": 443, "PublicPort": 8443, "Type": "tcp"},
-             {"PrivatePort": 53, "Type": "udp"}]
+    ports = [
+        {"PrivatePort": 80, "Type": "tcp"},
+        {"PrivatePort": 81, "Type": "tcp"},
+        {"IP": "0.0.0.0", "PrivatePort": 443, "PublicPort": 8443, "Type": "tcp"},
+        {"PrivatePort": 53, "Type": "udp"},
+    ]
     assert display_ports(ports) == "53/udp, 80-81/tcp, 0.0.0.0:8443->443/tcp"
 
 
 def test_images_table_and_expansion() -> None:
     images = [
-        {"Id": "sha256:" + "a" * 64, "RepoTags": ["busybox:latest", "busybox:1.36"], "Created": NOW - 86400 * 20,
-         "Size": 4_261_550, "RepoDigests": ["busybox@sha256:" + "d" * 64]},
+        {
+            "Id": "sha256:" + "a" * 64,
+            "RepoTags": ["busybox:latest", "busybox:1.36"],
+            "Created": NOW - 86400 * 20,
+            "Size": 4_261_550,
+            "RepoDigests": ["busybox@sha256:" + "d" * 64],
+        },
         {"Id": "sha256:" + "b" * 64, "RepoTags": None, "RepoDigests": None, "Created": NOW - 30, "Size": 999},
     ]
     rows = expand_image_rows(images, now=NOW)
@@ -164,19 +200,37 @@ def test_header_functions_pass_through() -> None:
     assert render("table {{upper .Names}}", rows, ContainerRow.headers) == "NAMES\nWEB\n"
 
 
-@pytest.mark.parametrize(("size", "precision", "expected"), [
-    (0, 3, "0B"), (999, 3, "999B"), (1000, 3, "1kB"), (4_261_550, 3, "4.26MB"), (1_234_567_890, 4, "1.235GB"),
-    (5_000_000_000_000, 3, "5TB"),
-])
+@pytest.mark.parametrize(
+    ("size", "precision", "expected"),
+    [
+        (0, 3, "0B"),
+        (999, 3, "999B"),
+        (1000, 3, "1kB"),
+        (4_261_550, 3, "4.26MB"),
+        (1_234_567_890, 4, "1.235GB"),
+        (5_000_000_000_000, 3, "5TB"),
+    ],
+)
 def test_human_size(size: int, precision: int, expected: str) -> None:
     assert human_size(size, precision) == expected
 
 
-@pytest.mark.parametrize(("seconds", "expected"), [
-    (0.5, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
-    (600, "10 minutes"), (3600, "About an hour"), (3 * 3600, "3 hours"), (3 * 86400, "3 days"),
-    (20 * 86400, "2 weeks"), (90 * 86400, "3 months"), (800 * 86400, "2 years"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (0.5, "Less than a second"),
+        (1, "1 second"),
+        (59, "59 seconds"),
+        (60, "About a minute"),
+        (600, "10 minutes"),
+        (3600, "About an hour"),
+        (3 * 3600, "3 hours"),
+        (3 * 86400, "3 days"),
+        (20 * 86400, "2 weeks"),
+        (90 * 86400, "3 months"),
+        (800 * 86400, "2 years"),
+    ],
+)
 def test_human_duration(seconds: float, expected: str) -> None:
     assert human_duration(seconds) == expected
 

@@ -22,8 +22,14 @@ def body_for(argv: list[str], **kwargs) -> dict:
 
 
 def test_flag_syntax_like_pflag() -> None:
-    fs = (FlagSet("x", "", interspersed=True).add("-i, --interactive").add("-t, --tty")
-          .add("-e, --env", "list").add("--rm").add("-n, --num", "int"))
+    fs = (
+        FlagSet("x", "", interspersed=True)
+        .add("-i, --interactive")
+        .add("-t, --tty")
+        .add("-e, --env", "list")
+        .add("--rm")
+        .add("-n, --num", "int")
+    )
     opts, args = fs.parse(["-it", "-eA=1", "-e", "B=2", "--env=C=3", "pos", "--rm=false", "-n=4", "--", "-x"])
     assert opts.interactive and opts.tty and not opts.rm
     assert opts.env == ["A=1", "B=2", "C=3"] and opts.num == 4
@@ -36,12 +42,15 @@ def test_run_stops_at_the_image() -> None:
     assert opts.rm and args == ["busybox", "sh", "-c", "echo -e hi"]
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--bogus", "busybox"], "unknown flag: --bogus"),
-    (["-z", "busybox"], "unknown shorthand flag: 'z' in -z"),
-    (["--name"], "flag needs an argument: --name"),
-    (["--rm=maybe", "busybox"], 'invalid argument "maybe" for "--rm" flag'),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--bogus", "busybox"], "unknown flag: --bogus"),
+        (["-z", "busybox"], "unknown shorthand flag: 'z' in -z"),
+        (["--name"], "flag needs an argument: --name"),
+        (["--rm=maybe", "busybox"], 'invalid argument "maybe" for "--rm" flag'),
+    ],
+)
 def test_usage_errors_exit_125(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError) as info:
         run_flagset().parse(argv)
@@ -62,15 +71,63 @@ def test_create_body_from_flags(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("FROM_HOST", "yes")
     env_file = tmp_path / "env"
     env_file.write_text("# comment\nFILE_VAR=1\n\nFROM_HOST\n")
-    body = body_for([
-        "-e", "A=1", "-e", "FROM_HOST", "-e", "UNSET_VAR_XYZ", "--env-file", str(env_file),
-        "-w", "/tmp", "-u", "1000:1000", "--entrypoint", "/bin/sh", "--hostname", "box",
-        "-m", "32m", "--cpus", "1.5", "--pids-limit", "64", "--read-only", "-l", "a=b", "--label", "flag",
-        "--stop-signal", "SIGUSR1", "--stop-timeout", "7", "--privileged", "--cap-add", "NET_ADMIN",
-        "--cap-drop", "ALL", "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=10", "--shm-size", "1g",
-        "--runtime", "runc", "--init", "--rm", "-p", "127.0.0.1:8080:80", "-v", "/a:/b:ro",
-        "busybox", "-c", "echo hi",
-    ])
+    body = body_for(
+        [
+            "-e",
+            "A=1",
+            "-e",
+            "FROM_HOST",
+            "-e",
+            "UNSET_VAR_XYZ",
+            "--env-file",
+            str(env_file),
+            "-w",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            "--entrypoint",
+            "/bin/sh",
+            "--hostname",
+            "box",
+            "-m",
+            "32m",
+            "--cpus",
+            "1.5",
+            "--pids-limit",
+            "64",
+            "--read-only",
+            "-l",
+            "a=b",
+            "--label",
+            "flag",
+            "--stop-signal",
+            "SIGUSR1",
+            "--stop-timeout",
+            "7",
+            "--privileged",
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-drop",
+            "ALL",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--ulimit",
+            "nproc=10",
+            "--shm-size",
+            "1g",
+            "--runtime",
+            "runc",
+            "--init",
+            "--rm",
+            "-p",
+            "127.0.0.1:8080:80",
+            "-v",
+            "/a:/b:ro",
+            "busybox",
+            "-c",
+            "echo hi",
+        ]
+    )
     host = body["HostConfig"]
     assert body["Image"] == "busybox" and body["Cmd"] == ["-c", "echo hi"]
     assert body["Entrypoint"] == ["/bin/sh"]
@@ -82,8 +139,10 @@ def test_create_body_from_flags(tmp_path, monkeypatch) -> None:
     assert host["NanoCpus"] == 1_500_000_000
     assert host["PidsLimit"] == 64 and host["ReadonlyRootfs"] and host["Privileged"] and host["AutoRemove"]
     assert host["CapAdd"] == ["NET_ADMIN"] and host["CapDrop"] == ["ALL"]
-    assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048},
-                               {"Name": "nproc", "Soft": 10, "Hard": 10}]
+    assert host["Ulimits"] == [
+        {"Name": "nofile", "Soft": 1024, "Hard": 2048},
+        {"Name": "nproc", "Soft": 10, "Hard": 10},
+    ]
     assert host["ShmSize"] == 1 << 30 and host["Runtime"] == "runc" and host["Init"] is True
     assert host["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}
     assert body["ExposedPorts"] == {"80/tcp": {}}
@@ -104,21 +163,32 @@ def test_attach_and_detach_streams() -> None:
     assert "PidsLimit" not in body_for(["busybox"])["HostConfig"]
 
 
-@pytest.mark.parametrize("argv", [["--cpus", "x", "b"], ["--ulimit", "nofile", "b"], ["-m", "lots", "b"],
-                                  ["--ulimit", "nofile=5:1", "b"], ["-a", "stdfoo", "b"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--cpus", "x", "b"],
+        ["--ulimit", "nofile", "b"],
+        ["-m", "lots", "b"],
+        ["--ulimit", "nofile=5:1", "b"],
+        ["-a", "stdfoo", "b"],
+    ],
+)
 def test_invalid_values_exit_125(argv: list[str]) -> None:
     with pytest.raises(StatusError) as info:
         body_for(argv)
     assert info.value.status == 125 and info.value.message.startswith("dockyard: ")
 
 
-@pytest.mark.parametrize(("message", "code"), [
-    ('Error response from daemon: exec: "nope": executable file not found in $PATH', 127),
-    ("Error response from daemon: open /x: no such file or directory", 127),
-    ("Error response from daemon: exec /etc: permission denied", 126),
-    ("Error response from daemon: /bin/x is not executable", 126),
-    ("Error response from daemon: cgroup setup failed", 125),
-])
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ('Error response from daemon: exec: "nope": executable file not found in $PATH', 127),
+        ("Error response from daemon: open /x: no such file or directory", 127),
+        ("Error response from daemon: exec /etc: permission denied", 126),
+        ("Error response from daemon: /bin/x is not executable", 126),
+        ("Error response from daemon: cgroup setup failed", 125),
+    ],
+)
 def test_start_error_exit_codes(message: str, code: int) -> None:
     assert exit_code_for_start_error(message) == code
 
@@ -147,8 +217,10 @@ class Recorder:
         elif path == "/images/create":
             respond(sock, 500, b'{"message":"pull access denied for busybox: registries are not available"}')
         elif path.endswith("/attach"):
-            sock.sendall(b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n"
-                         b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+            sock.sendall(
+                b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n"
+                b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+            )
             sock.sendall(encode_frame(1, b"hello\n") + encode_frame(2, b"warn\n"))
             sock.close()
         elif path.endswith("/wait"):
@@ -250,12 +322,27 @@ def test_multi_container_errors_continue(fake_daemon, capsys, monkeypatch) -> No
 
 def test_ps_sends_filters_and_prints_table(fake_daemon, capsys, monkeypatch) -> None:
     def handler(req: dict, sock: socket.socket) -> None:
-        respond(sock, 200, json.dumps([{"Id": "a" * 64, "Names": ["/web"], "Image": "busybox",
-                                        "Command": "sh", "Created": 0, "Status": "Created"}]).encode())
+        respond(
+            sock,
+            200,
+            json.dumps(
+                [
+                    {
+                        "Id": "a" * 64,
+                        "Names": ["/web"],
+                        "Image": "busybox",
+                        "Command": "sh",
+                        "Created": 0,
+                        "Status": "Created",
+                    }
+                ]
+            ).encode(),
+        )
 
     fake = fake_daemon(handler)
-    code, out, _ = run_cli(fake, ["ps", "-a", "--filter", "status=created", "--format", "{{.Names}}"],
-                           capsys, monkeypatch)
+    code, out, _ = run_cli(
+        fake, ["ps", "-a", "--filter", "status=created", "--format", "{{.Names}}"], capsys, monkeypatch
+    )
     assert (code, out) == (0, "web\n")
     from urllib.parse import parse_qs
 
@@ -267,5 +354,6 @@ def test_daemon_absent_message(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("DOCKYARD_NO_AUTOSTART", "1")
     monkeypatch.setenv("DOCKYARD_HOST", f"unix://{tmp_path}/none.sock")
     assert main(["ps"]) == 1
-    assert capsys.readouterr().err == (f"Cannot connect to the dockyard daemon at unix://{tmp_path}/none.sock. "
-                                       "Is the dockyard daemon running?\n")
+    assert capsys.readouterr().err == (
+        f"Cannot connect to the dockyard daemon at unix://{tmp_path}/none.sock. Is the dockyard daemon running?\n"
+    )

@@ -52,8 +52,9 @@ def _read_request(sock: socket.socket) -> dict:
     return {"method": method, "path": path, "query": query, "headers": headers, "body": body}
 
 
-def respond(sock: socket.socket, status: int, body: bytes = b"", content_type: str = "application/json",
-            chunked: bool = False) -> None:
+def respond(
+    sock: socket.socket, status: int, body: bytes = b"", content_type: str = "application/json", chunked: bool = False
+) -> None:
     reason = {200: "OK", 201: "Created", 204: "No Content", 404: "Not Found", 500: "Internal Server Error"}
     head = f"HTTP/1.1 {status} {reason.get(status, 'X')}\r\nContent-Type: {content_type}\r\nApi-Version: 1.47\r\n"
     if chunked:
@@ -174,9 +175,11 @@ def test_create_sends_json_body_and_name(daemon) -> None:
 
 
 def test_chunked_json_lines_stream(daemon) -> None:
-    messages = [{"status": "Pulling from library/busybox", "id": "latest"},
-                {"status": "Downloading", "progressDetail": {"current": 5, "total": 10}, "id": "abc"},
-                {"errorDetail": {"message": "boom"}, "error": "boom"}]
+    messages = [
+        {"status": "Pulling from library/busybox", "id": "latest"},
+        {"status": "Downloading", "progressDetail": {"current": 5, "total": 10}, "id": "abc"},
+        {"errorDetail": {"message": "boom"}, "error": "boom"},
+    ]
 
     def handler(req: dict, sock: socket.socket) -> None:
         respond(sock, 200, chunked=True)
@@ -199,7 +202,7 @@ def test_chunked_request_body_from_file(daemon, tmp_path) -> None:
     tar = tmp_path / "rootfs.tar"
     tar.write_bytes(os.urandom(200_000))
     with open(tar, "rb") as f:
-        out = list(client.import_image(f, repository="img", tag="v1", changes=["CMD [\"sh\"]"]).iter_json())
+        out = list(client.import_image(f, repository="img", tag="v1", changes=['CMD ["sh"]']).iter_json())
     assert out == [{"size": 200_000}]
     request = fake.requests[0]
     assert request["headers"]["transfer-encoding"] == "chunked"
@@ -229,8 +232,7 @@ def test_iter_frames_stops_on_truncation() -> None:
 
 
 def test_json_messages_without_newlines() -> None:
-    assert list(iter_json_messages([b'{"a":1}{"b"', b':2}\n{"c":"\xc3', b'\xa9"}'])) == \
-        [{"a": 1}, {"b": 2}, {"c": "é"}]
+    assert list(iter_json_messages([b'{"a":1}{"b"', b':2}\n{"c":"\xc3', b'\xa9"}'])) == [{"a": 1}, {"b": 2}, {"c": "é"}]
     with pytest.raises(ValueError):
         list(iter_json_messages([b'{"a":']))
 
@@ -240,8 +242,10 @@ def test_hijack_upgrade_with_half_close(daemon) -> None:
 
     def handler(req: dict, sock: socket.socket) -> None:
         assert req["headers"]["upgrade"] == "tcp" and req["headers"]["connection"] == "Upgrade"
-        sock.sendall(b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n"
-                     b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + encode_frame(2, b"early"))
+        sock.sendall(
+            b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n"
+            b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + encode_frame(2, b"early")
+        )
         received = b""
         while chunk := sock.recv(4096):  # until the client half-closes
             received += chunk

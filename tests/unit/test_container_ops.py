@@ -26,9 +26,11 @@ from dockyard.image.layer import LayerError
 
 
 def test_parse_ps_output_keeps_command_spaces_and_filters_pids() -> None:
-    out = ("UID PID PPID C STIME TTY TIME CMD\n"
-           "root 10 1 0 12:00 ? 00:00:00 sh -c echo hi\n"
-           "root 11 10 0 12:00 ? 00:00:00 sleep 5\n")
+    out = (
+        "UID PID PPID C STIME TTY TIME CMD\n"
+        "root 10 1 0 12:00 ? 00:00:00 sh -c echo hi\n"
+        "root 11 10 0 12:00 ? 00:00:00 sleep 5\n"
+    )
     top = parse_ps_output(out, {10})
     assert top["Titles"] == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
     assert top["Processes"] == [["root", "10", "1", "0", "12:00", "?", "00:00:00", "sh -c echo hi"]]
@@ -37,8 +39,15 @@ def test_parse_ps_output_keeps_command_spaces_and_filters_pids() -> None:
 
 
 def test_merge_commit_config_follows_docker() -> None:
-    container = {"Cmd": ["sh"], "Env": ["PATH=/bin", "A=1"], "User": "nobody", "Labels": {"x": "1"},
-                 "ExposedPorts": {"80/tcp": {}}, "Hostname": "abc", "Entrypoint": None}
+    container = {
+        "Cmd": ["sh"],
+        "Env": ["PATH=/bin", "A=1"],
+        "User": "nobody",
+        "Labels": {"x": "1"},
+        "ExposedPorts": {"80/tcp": {}},
+        "Hostname": "abc",
+        "Entrypoint": None,
+    }
     merged = merge_commit_config({"Env": ["A=2"], "Labels": {"y": "2"}}, container)
     assert merged["Env"] == ["A=2", "PATH=/bin"]
     assert merged["Cmd"] == ["sh"] and merged["User"] == "nobody"
@@ -50,7 +59,8 @@ def test_merge_commit_config_follows_docker() -> None:
 
 def test_stats_cpu_and_memory_like_docker_cli() -> None:
     sample = {
-        "name": "/web", "id": "f" * 64,
+        "name": "/web",
+        "id": "f" * 64,
         "cpu_stats": {"cpu_usage": {"total_usage": 300}, "system_cpu_usage": 2000, "online_cpus": 2},
         "precpu_stats": {"cpu_usage": {"total_usage": 100}, "system_cpu_usage": 1000},
         "memory_stats": {"usage": 1000, "limit": 4000, "stats": {"inactive_file": 200}},

@@ -53,9 +53,19 @@ def test_names():
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.5, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
-     (600, "10 minutes"), (3600, "About an hour"), (7200, "2 hours"), (3 * 86400, "3 days"),
-     (21 * 86400, "3 weeks"), (90 * 86400, "3 months"), (800 * 86400, "2 years")],
+    [
+        (0.5, "Less than a second"),
+        (1, "1 second"),
+        (59, "59 seconds"),
+        (60, "About a minute"),
+        (600, "10 minutes"),
+        (3600, "About an hour"),
+        (7200, "2 hours"),
+        (3 * 86400, "3 days"),
+        (21 * 86400, "3 weeks"),
+        (90 * 86400, "3 months"),
+        (800 * 86400, "2 years"),
+    ],
 )
 def test_human_duration(seconds, text):
     assert human_duration(seconds) == text
@@ -75,10 +85,20 @@ def test_rfc3339_round_trip():
 
 
 def test_apply_changes():
-    cfg = apply_changes({"Env": ["A=1"]}, [
-        'CMD ["sh", "-c", "echo hi"]', "ENV A=2 B=3", "EXPOSE 80 53/udp", "LABEL k=v", "WORKDIR /srv",
-        "ENTRYPOINT exec me", "USER app", "STOPSIGNAL SIGINT", 'VOLUME ["/data"]',
-    ])
+    cfg = apply_changes(
+        {"Env": ["A=1"]},
+        [
+            'CMD ["sh", "-c", "echo hi"]',
+            "ENV A=2 B=3",
+            "EXPOSE 80 53/udp",
+            "LABEL k=v",
+            "WORKDIR /srv",
+            "ENTRYPOINT exec me",
+            "USER app",
+            "STOPSIGNAL SIGINT",
+            'VOLUME ["/data"]',
+        ],
+    )
     assert cfg["Cmd"] == ["sh", "-c", "echo hi"]
     assert cfg["Entrypoint"] == ["/bin/sh", "-c", "exec me"]
     assert cfg["Env"] == ["A=2", "B=3"]
@@ -91,8 +111,9 @@ def test_apply_changes():
 
 def test_merge_image_config():
     config = {"Env": ["B=own"], "Cmd": None, "Entrypoint": None, "Labels": {"x": "1"}}
-    merge_image_config(config, {"Env": ["PATH=/bin", "B=img"], "Cmd": ["sh"], "WorkingDir": "/w",
-                                "Labels": {"x": "0", "y": "2"}})
+    merge_image_config(
+        config, {"Env": ["PATH=/bin", "B=img"], "Cmd": ["sh"], "WorkingDir": "/w", "Labels": {"x": "0", "y": "2"}}
+    )
     assert config["Env"] == ["PATH=/bin", "B=own"]
     assert config["Cmd"] == ["sh"] and config["WorkingDir"] == "/w"
     assert config["Labels"] == {"x": "1", "y": "2"}

@@ -29,8 +29,11 @@ def _container(tmp_path: Path, labels: dict[str, str] | None = None, created: fl
 
 
 def _image(tags: list[str], labels: dict[str, str] | None = None, created: float | None = None) -> SimpleNamespace:
-    return SimpleNamespace(repo_tags=tags, config={"config": {"Labels": labels or {}}},
-                           created=rfc3339_nano(created if created is not None else time.time()))
+    return SimpleNamespace(
+        repo_tags=tags,
+        config={"config": {"Labels": labels or {}}},
+        created=rfc3339_nano(created if created is not None else time.time()),
+    )
 
 
 def test_parse_timestamp_forms() -> None:

@@ -371,6 +371,7 @@ def test_manifest_and_index_parsing_validate_and_select_platform() -> None:
     for bad in ({**lay, "digest": "sha256:../../x"}, {**lay, "size": -1}, {**lay, "mediaType": "text/plain"}):
         with pytest.raises(InvalidParameter):
             mf.parse_manifest({"schemaVersion": 2, "config": cfg, "layers": [bad]})
+
     def entry(n: bytes, arch: str, variant: str = "") -> dict[str, Any]:
         platform = {"os": "linux", "architecture": arch, **({"variant": variant} if variant else {})}
         return {"mediaType": mf.OCI_MANIFEST, "digest": sha(n), "size": 1, "platform": platform}

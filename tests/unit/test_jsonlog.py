@@ -47,7 +47,7 @@ def test_reads_docker_written_lines(tmp_path: Path) -> None:
     log.write_bytes(
         b'{"log":"a \\u003cb\\u003e\\n","stream":"stdout","time":"2024-01-02T03:04:05.5Z"}\n'
         b'{"stream":"stderr","log":"x\\n","time":"2024-01-02T03:04:06Z"}\n'
-        b'not json at all\n'
+        b"not json at all\n"
         b'{"log":"y\\n","stream":"stdout","time":"2024-01-02T03:04:07.123456789Z","attrs":{"k":"v"}}\n'
     )
     assert entries(log) == [("stdout", b"a <b>\n"), ("stderr", b"x\n"), ("stdout", b"y\n")]
@@ -94,7 +94,7 @@ def test_tail_counts_from_the_end_across_rotation(tmp_path: Path) -> None:
     assert entries(log, tail=3) == [("stdout", b"line 97\n"), ("stderr", b"line 98\n"), ("stdout", b"line 99\n")]
     current_lines = len(log.read_bytes().splitlines())
     spanning = entries(log, tail=current_lines + 2)
-    assert len(spanning) == current_lines + 2 and spanning == everything[-(current_lines + 2):]
+    assert len(spanning) == current_lines + 2 and spanning == everything[-(current_lines + 2) :]
     assert entries(log, tail=0) == []
     assert entries(log, tail=10_000) == everything
     assert entries(log, tail=2, stderr=False) == [("stdout", b"line 99\n")]  # tail, then filter

@@ -146,8 +146,19 @@ def test_overlay_whiteouts(dirs):
 
 def test_delete_whiteouts_and_opaque(dirs):
     dest, _ = dirs
-    apply([d("etc"), f("etc/group", b"g"), f("etc/keep", b"k"), d("data"), d("data/sub"),
-           f("data/sub/old", b"o"), f("data/old", b"o")], dest, "delete")
+    apply(
+        [
+            d("etc"),
+            f("etc/group", b"g"),
+            f("etc/keep", b"k"),
+            d("data"),
+            d("data/sub"),
+            f("data/sub/old", b"o"),
+            f("data/old", b"o"),
+        ],
+        dest,
+        "delete",
+    )
     apply(
         [
             f("etc/.wh.group"),
@@ -191,8 +202,13 @@ def hostile_cases(sentinel: Path):
         "hardlink-dotdot": ([hard("h", "../sentinel/secret")], "escapes"),
         "hardlink-via-symlinked-parent": ([sym("lnk", s), hard("h", "lnk/secret")], "not found"),
         "hardlink-to-symlink-then-write": ([sym("s", f"{s}/victim"), hard("h", "s"), f("h", b"pwned")], None),
-        "device": ([(entry("dev/sda", tarfile.BLKTYPE, devmajor=8, devminor=0), None),
-                    (entry("dev/mem", tarfile.CHRTYPE, devmajor=1, devminor=1), None)], None),
+        "device": (
+            [
+                (entry("dev/sda", tarfile.BLKTYPE, devmajor=8, devminor=0), None),
+                (entry("dev/mem", tarfile.CHRTYPE, devmajor=1, devminor=1), None),
+            ],
+            None,
+        ),
         "symlink-loop": ([sym("a", "b"), sym("b", "a"), f("a/x", b"x")], "symbolic links"),
         "file-as-parent": ([f("file", b"x"), f("file/child", b"y")], "not a directory"),
     }
@@ -224,7 +240,7 @@ def test_hostile_tar_stays_inside(dirs, case, whiteouts):
 def test_corrupt_tars_raise_clear_errors(tmp_path):
     good = tar_bytes([f("a", b"x" * 5000), f("b", b"y" * 10)])
     for name, blob, match in [
-        ("truncated-data", good[:512 + 2000], "corrupt layer tar"),
+        ("truncated-data", good[: 512 + 2000], "corrupt layer tar"),
         ("truncated-header", good[: 512 * 12 + 100], "corrupt layer tar"),
         ("bad-checksum", good[: 512 * 11] + b"\xff" * 512 + good[512 * 12 :], "corrupt layer tar"),
         ("garbage", b"not a tar at all" * 64, "corrupt layer tar"),
@@ -315,7 +331,11 @@ def test_write_changes_tar_round_trip(tmp_path):
     make_tree(merged, {"etc/passwd": "root", "etc/group": "g", "data/x": "x"})
     apply_tar(io.BytesIO(out.getvalue()), str(merged), whiteouts="delete")
     assert sorted(str(p.relative_to(merged)) for p in merged.rglob("*")) == [
-        "data", "data/z", "etc", "etc/hostname", "etc/passwd"
+        "data",
+        "data/z",
+        "etc",
+        "etc/hostname",
+        "etc/passwd",
     ]
     assert os.getxattr(merged / "etc/hostname", "user.note") == b"\xff\x00binary"
 

@@ -28,9 +28,7 @@ from dockyard.runtime.shim import ExitStatus, MonitorHandle, connect_socket, rea
 from tests.helpers.rootfs import make_busybox_rootfs
 
 RUNC = "/usr/sbin/runc"
-needs_runc = pytest.mark.skipif(
-    not (os.path.exists(RUNC) and os.geteuid() == 0), reason="needs root and runc"
-)
+needs_runc = pytest.mark.skipif(not (os.path.exists(RUNC) and os.geteuid() == 0), reason="needs root and runc")
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +65,9 @@ class Launcher:
     def state_dir(self, cid: str) -> Path:
         return self.tmp_path / cid
 
-    def spawn(self, args: list[str], *, tty: bool = False, stdin: bool = False,
-              stdin_once: bool = False) -> MonitorHandle:
+    def spawn(
+        self, args: list[str], *, tty: bool = False, stdin: bool = False, stdin_once: bool = False
+    ) -> MonitorHandle:
         cid = f"dytest-{uuid.uuid4().hex[:16]}"
         self.ids.append(cid)
         bundle = self.tmp_path / f"bundle-{cid}"
@@ -81,8 +80,14 @@ class Launcher:
         state = self.state_dir(cid)
         state.mkdir()
         handle = MonitorHandle.spawn(
-            container_id=cid, state_dir=str(state), bundle=str(bundle), runtime="runc",
-            runtime_root=str(self.runtime_root), tty=tty, open_stdin=stdin, stdin_once=stdin_once,
+            container_id=cid,
+            state_dir=str(state),
+            bundle=str(bundle),
+            runtime="runc",
+            runtime_root=str(self.runtime_root),
+            tty=tty,
+            open_stdin=stdin,
+            stdin_once=stdin_once,
             log_path=str(state / "container.log"),
         )
         self.started.append((cid, handle))
@@ -103,8 +108,9 @@ class Launcher:
                 if (self.state_dir(cid) / name).exists():
                     leftovers.append(f"{name} of {cid}")
         for cid in self.ids:
-            subprocess.run([RUNC, "--root", str(self.runtime_root), "delete", "--force", cid],
-                           capture_output=True, check=False)
+            subprocess.run(
+                [RUNC, "--root", str(self.runtime_root), "delete", "--force", cid], capture_output=True, check=False
+            )
         if self.runtime_root.exists():
             leftovers += [f"runc state {p.name}" for p in self.runtime_root.iterdir()]
             shutil.rmtree(self.runtime_root, ignore_errors=True)
@@ -146,8 +152,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 def test_parse_args_and_exit_codes() -> None:
-    opts = parse_args(["--id", "x", "--bundle=b", "--state-dir", "/s", "--runtime", "runc", "--tty",
-                       "--log-max-size", "10"])
+    opts = parse_args(
+        ["--id", "x", "--bundle=b", "--state-dir", "/s", "--runtime", "runc", "--tty", "--log-max-size", "10"]
+    )
     assert opts["id"] == "x" and opts["tty"] and not opts["stdin"]
     assert opts["bundle"] == os.path.abspath("b") and opts["log-max-size"] == 10
     with pytest.raises(UsageError):
@@ -295,8 +302,7 @@ def test_disconnecting_and_stalled_clients_do_not_block(launcher: Launcher) -> N
 
 @needs_runc
 def test_tty_resize_and_input(launcher: Launcher) -> None:
-    handle = launcher.spawn(["sh", "-c", "read x; stty size; echo got $x"], tty=True, stdin=True,
-                            stdin_once=True)
+    handle = launcher.spawn(["sh", "-c", "read x; stty size; echo got $x"], tty=True, stdin=True, stdin_once=True)
     conn = handle.attach(stdin=True, stdout=True, stderr=True)
     handle.resize(30, 100)
     handle.start()
@@ -318,8 +324,11 @@ def test_monitor_rss_while_container_sleeps(launcher: Launcher) -> None:
     handle = launcher.spawn(["sleep", "30"])
     handle.start()
     status = Path(f"/proc/{handle.monitor_pid}/status").read_text()
-    rss = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines()
-           if line.startswith(("VmRSS", "RssAnon", "RssFile"))}
+    rss = {
+        line.split(":")[0]: int(line.split()[1])
+        for line in status.splitlines()
+        if line.startswith(("VmRSS", "RssAnon", "RssFile"))
+    }
     print(f"monitor RSS while the container sleeps: {rss}")
     assert rss["VmRSS"] < 40_000
     handle.kill(signal.SIGKILL)

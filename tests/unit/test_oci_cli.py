@@ -18,9 +18,7 @@ from dockyard.runtime.oci_cli import OCICliRuntime, _last_error, exit_code_for
 from tests.helpers.rootfs import make_busybox_rootfs
 
 RUNC = "/usr/sbin/runc"
-needs_runc = pytest.mark.skipif(
-    not (os.path.exists(RUNC) and os.geteuid() == 0), reason="needs root and runc"
-)
+needs_runc = pytest.mark.skipif(not (os.path.exists(RUNC) and os.geteuid() == 0), reason="needs root and runc")
 
 
 def test_exit_code_mapping_follows_docker() -> None:
@@ -121,8 +119,13 @@ def test_lifecycle_with_pipes(bundle, runtime) -> None:  # type: ignore[no-untyp
         waiting = os.path.exists(f"/proc/{pid}")
         rt.start(cid)
         _, status = os.waitpid(pid, 0)
-        result = {"out": _read_all(out_r).decode(), "err": _read_all(err_r).decode(),
-                  "code": exit_code_from_status(status), "waiting": waiting, "oom": rt.oom_killed(cid)}
+        result = {
+            "out": _read_all(out_r).decode(),
+            "err": _read_all(err_r).decode(),
+            "code": exit_code_from_status(status),
+            "waiting": waiting,
+            "oom": rt.oom_killed(cid),
+        }
         rt.delete(cid)
         rt.delete(cid)  # idempotent
         return result
@@ -158,8 +161,7 @@ def test_terminal_via_console_socket_and_kill(bundle, runtime) -> None:  # type:
 @needs_runc
 def test_create_failures_map_to_docker_codes(bundle, runtime) -> None:  # type: ignore[no-untyped-def]
     rt, ids = runtime
-    for args, code, words in ((["nosuchcmd"], 127, "executable file not found"),
-                              (["/etc"], 126, "permission denied")):
+    for args, code, words in ((["nosuchcmd"], 127, "executable file not found"), (["/etc"], 126, "permission denied")):
         cid = f"dytest-{uuid.uuid4().hex[:12]}"
         ids.append(cid)
         with pytest.raises(RuntimeFailure) as info:

@@ -80,8 +80,10 @@ def statuses(messages: list[dict[str, Any]]) -> list[str]:
 
 # -- auth, credentials, options ----------------------------------------------------------------------
 def test_parse_challenges_bearer_and_basic() -> None:
-    [bearer] = parse_challenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
-                                'scope="repository:samalba/my-app:pull,push"')
+    [bearer] = parse_challenges(
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
+        'scope="repository:samalba/my-app:pull,push"'
+    )
     assert bearer.scheme == "bearer"
     assert bearer.realm == "https://auth.docker.io/token"
     assert bearer.params["scope"] == "repository:samalba/my-app:pull,push"
@@ -122,8 +124,9 @@ def test_credentials_roundtrip_and_docker_fallback(tmp: Path, monkeypatch: pytes
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp / "docker"))
     assert creds.load_auth("127.0.0.1:5000") is None
     (tmp / "docker").mkdir()
-    (tmp / "docker" / "config.json").write_text(json.dumps(
-        {"auths": {"https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()}}}))
+    (tmp / "docker" / "config.json").write_text(
+        json.dumps({"auths": {"https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()}}})
+    )
     hub = creds.load_auth("docker.io")
     assert hub is not None and (hub.username, hub.password) == ("hub", "pw")
     path = creds.save_auth("http://127.0.0.1:5000/", AuthConfig("me", "secret:with:colons"))
@@ -159,8 +162,10 @@ def docker_registry() -> Iterator[str]:
     base = Path(tempfile.mkdtemp(prefix="dy-reg-"))
     port = free_port()
     config = base / "config.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
-                      f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    config.write_text(
+        f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
+        f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n"
+    )
     proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_port(port)
@@ -191,10 +196,15 @@ def dockyard_registry() -> Iterator[str]:
         pytest.skip("dockyard's registry server is not available")
     base = Path(tempfile.mkdtemp(prefix="dy-dreg-"))
     port = free_port()
-    code = ("import sys; from dockyard.cli.common import Cli; from dockyard.cli.registry import cmd_registry; "
-            "sys.exit(cmd_registry(Cli(), sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, "serve", "--addr", f"127.0.0.1:{port}",
-                             "--root", str(base / "root")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = (
+        "import sys; from dockyard.cli.common import Cli; from dockyard.cli.registry import cmd_registry; "
+        "sys.exit(cmd_registry(Cli(), sys.argv[1:]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "serve", "--addr", f"127.0.0.1:{port}", "--root", str(base / "root")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_port(port)
         if proc.poll() is not None:
@@ -226,8 +236,13 @@ def _import(store: ImageStore, tag: str, files: dict[str, bytes], arch: str = "a
     base = layer_tar({"base.txt": b"base\n" * 100})
     top = layer_tar(files)
     diff_ids = [store.ingest_layer(io.BytesIO(base)), store.ingest_layer(io.BytesIO(top))]
-    config = {"architecture": arch, "os": "linux", "config": {"Cmd": ["sh"]},
-              "rootfs": {"type": "layers", "diff_ids": diff_ids}, "created": "2024-01-01T00:00:00Z"}
+    config = {
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "created": "2024-01-01T00:00:00Z",
+    }
     return store.register(json.dumps(config).encode(), repo_tags=[tag])
 
 
@@ -264,7 +279,8 @@ def test_push_then_pull_roundtrip(tmp: Path, docker_registry: str) -> None:
     assert again.up_to_date and "Downloading" not in statuses(messages)
 
     by_digest = Puller(new_store(tmp / "dig"), registry, lambda m: None).pull(
-        parse_docker_ref(f"{docker_registry}/test/round@{result.digest}"))
+        parse_docker_ref(f"{docker_registry}/test/round@{result.digest}")
+    )
     assert by_digest.image.id == image.id and by_digest.image.repo_tags == []
 
 
@@ -295,8 +311,14 @@ def test_multi_platform_index_selection(tmp: Path, docker_registry: str) -> None
         tag = f"{docker_registry}/{repo}:{arch}"
         _import(store, tag, {"arch": arch.encode()}, arch=arch)
         pushed = Pusher(store, registry, lambda m: None).push(parse_docker_ref(tag))
-        descriptors.append({"mediaType": mf.DOCKER_MANIFEST, "digest": pushed.digest, "size": pushed.size,
-                            "platform": {"architecture": arch, "os": "linux"}})
+        descriptors.append(
+            {
+                "mediaType": mf.DOCKER_MANIFEST,
+                "digest": pushed.digest,
+                "size": pushed.size,
+                "platform": {"architecture": arch, "os": "linux"},
+            }
+        )
     index = json.dumps({"schemaVersion": 2, "mediaType": mf.DOCKER_MANIFEST_LIST, "manifests": descriptors}).encode()
     index_digest = registry.put_manifest(repo, "multi", index, mf.DOCKER_MANIFEST_LIST)
     ref = parse_docker_ref(f"{docker_registry}/{repo}:multi")
@@ -313,7 +335,8 @@ def test_multi_platform_index_selection(tmp: Path, docker_registry: str) -> None
 def test_missing_manifest_message(tmp: Path, docker_registry: str) -> None:
     with pytest.raises(NotFound, match=r"manifest for .*/test/none:nope not found: "):
         Puller(new_store(tmp / "s"), Registry(docker_registry), lambda m: None).pull(
-            parse_docker_ref(f"{docker_registry}/test/none:nope"))
+            parse_docker_ref(f"{docker_registry}/test/none:nope")
+        )
 
 
 # -- an in-test registry: token auth, basic auth, corrupt and zstd blobs -----------------------------
@@ -355,8 +378,13 @@ class FakeRegistry:
     def _basic_ok(self, header: str) -> bool:
         return header == "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
 
-    def reply(self, h: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              ) -> None:
+    def reply(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         h.send_response(status)
         for key, value in (headers or {}).items():
             h.send_header(key, value)
@@ -375,37 +403,52 @@ class FakeRegistry:
             return self.reply(h, 200, json.dumps({"token": "good-token", "expires_in": 300}).encode())
         authorised = auth == "Bearer good-token" if self.scheme == "bearer" else self._basic_ok(auth)
         if not authorised:
-            challenge = (f'Bearer realm="http://{self.host}/token",service="fake"' if self.scheme == "bearer"
-                         else 'Basic realm="fake"')
+            challenge = (
+                f'Bearer realm="http://{self.host}/token",service="fake"'
+                if self.scheme == "bearer"
+                else 'Basic realm="fake"'
+            )
             body = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
             return self.reply(h, 401, body.encode(), {"WWW-Authenticate": challenge})
         if path == "/v2/":
             return self.reply(h, 200, b"{}")
         if path == "/v1/search":
-            return self.reply(h, 200, json.dumps({"query": query, "num_results": len(self.search_results),
-                                                  "results": self.search_results}).encode())
+            return self.reply(
+                h,
+                200,
+                json.dumps(
+                    {"query": query, "num_results": len(self.search_results), "results": self.search_results}
+                ).encode(),
+            )
         parts = path.split("/")
         if len(parts) >= 5 and parts[-2] == "manifests" and parts[-1] in self.manifests:
             media_type, data = self.manifests[parts[-1]]
             return self.reply(h, 200, data, {"Content-Type": media_type, "Docker-Content-Digest": digest_of(data)})
         if len(parts) >= 5 and parts[-2] == "blobs" and parts[-1] in self.blobs:
             return self.reply(h, 200, self.blobs[parts[-1]])
-        self.reply(h, 404, json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]})
-                   .encode())
+        self.reply(
+            h, 404, json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}).encode()
+        )
 
     def add_image(self, tag: str, layers: list[tuple[bytes, bytes, str]], arch: str = "amd64") -> str:
         """layers: (uncompressed tar, blob bytes, media type); returns the manifest digest."""
         diff_ids = [digest_of(plain) for plain, _, _ in layers]
-        config = json.dumps({"architecture": arch, "os": "linux",
-                             "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+        config = json.dumps(
+            {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+        ).encode()
         self.blobs[digest_of(config)] = config
         descriptors = []
         for _, blob, media_type in layers:
             self.blobs[digest_of(blob)] = blob
             descriptors.append({"mediaType": media_type, "digest": digest_of(blob), "size": len(blob)})
-        manifest = json.dumps({"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST, "layers": descriptors,
-                               "config": {"mediaType": mf.OCI_CONFIG, "digest": digest_of(config),
-                                          "size": len(config)}}).encode()
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": mf.OCI_MANIFEST,
+                "layers": descriptors,
+                "config": {"mediaType": mf.OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
+            }
+        ).encode()
         self.manifests[tag] = self.manifests[digest_of(manifest)] = (mf.OCI_MANIFEST, manifest)
         return digest_of(manifest)
 
@@ -429,8 +472,9 @@ def test_bearer_flow_zstd_and_gzip_layers(tmp: Path, fake: FakeRegistry) -> None
     import zstandard
 
     one, two = layer_tar({"one": b"1"}), layer_tar({"two": b"2" * 5000})
-    fake.add_image("v1", [(one, _gzip(one), mf.OCI_LAYER_GZIP),
-                          (two, zstandard.ZstdCompressor().compress(two), mf.OCI_LAYER_ZSTD)])
+    fake.add_image(
+        "v1", [(one, _gzip(one), mf.OCI_LAYER_GZIP), (two, zstandard.ZstdCompressor().compress(two), mf.OCI_LAYER_ZSTD)]
+    )
     registry = Registry(fake.host, AuthConfig("alice", "s3cret"))
     store = new_store(tmp / "s")
     result = Puller(store, registry, lambda m: None, max_concurrent=2).pull(parse_docker_ref(f"{fake.host}/app:v1"))

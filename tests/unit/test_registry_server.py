@@ -66,20 +66,24 @@ class Client:
 
     def push_image(self, repo: str, tag: str, layer: bytes = b"layer-data", **extra) -> tuple[str, bytes]:
         config = json.dumps({"os": "linux", "architecture": "amd64"}).encode()
-        manifest = manifest_for(self.push_blob(repo, config), len(config), self.push_blob(repo, layer), len(layer),
-                                **extra)
+        manifest = manifest_for(
+            self.push_blob(repo, config), len(config), self.push_blob(repo, layer), len(layer), **extra
+        )
         reply = self("PUT", f"/v2/{repo}/manifests/{tag}", manifest, Content_Type=OCI_MANIFEST)
         assert reply.status == 201, reply
         return reply.headers["docker-content-digest"], manifest
 
 
 def manifest_for(config: str, config_size: int, layer: str, layer_size: int, **extra) -> bytes:
-    return json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size}],
-        **extra,
-    }).encode()
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size}],
+            **extra,
+        }
+    ).encode()
 
 
 @pytest.fixture
@@ -125,13 +129,18 @@ def test_chunked_upload_range_and_blob_reads(reg):
     start = client("POST", "/v2/lib/app/blobs/uploads/")
     assert start.status == 202 and start.headers["docker-upload-uuid"]
     location = start.headers["location"]
-    assert client("PATCH", location, blob[:100_000], Content_Range="0-99999",
-                  Content_Type="application/octet-stream").headers["range"] == "0-99999"
+    assert (
+        client(
+            "PATCH", location, blob[:100_000], Content_Range="0-99999", Content_Type="application/octet-stream"
+        ).headers["range"]
+        == "0-99999"
+    )
     out_of_order = client("PATCH", location, blob[:10], Content_Range="5-14")
     assert out_of_order.status == 416 and out_of_order.code == "BLOB_UPLOAD_INVALID"
     # Go's client streams PATCH bodies with Transfer-Encoding: chunked and no Content-Range.
-    client.conn.request("PATCH", location, body=iter([blob[100_000:150_000], blob[150_000:200_000]]),
-                        encode_chunked=True)
+    client.conn.request(
+        "PATCH", location, body=iter([blob[100_000:150_000], blob[150_000:200_000]]), encode_chunked=True
+    )
     resp = client.conn.getresponse()
     resp.read()
     assert resp.status == 202 and resp.getheader("Range") == "0-199999"
@@ -182,8 +191,13 @@ def test_manifest_put_get_validation(reg):
     assert client("PUT", "/v2/lib/app/manifests/v3", b"{not json", Content_Type=OCI_MANIFEST).code == "MANIFEST_INVALID"
     assert client("GET", "/v2/lib/app/manifests/nope").code == "MANIFEST_UNKNOWN"
     assert client("GET", "/v2/never/manifests/v1").code == "NAME_UNKNOWN"
-    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}]}).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}],
+        }
+    ).encode()
     assert client("PUT", "/v2/lib/app/manifests/multi", index, Content_Type=OCI_INDEX).status == 201
     bad_index = index.replace(digest.encode(), sha(b"zzz").encode())
     assert client("PUT", "/v2/lib/app/manifests/m2", bad_index, Content_Type=OCI_INDEX).code == "MANIFEST_BLOB_UNKNOWN"
@@ -192,8 +206,11 @@ def test_manifest_put_get_validation(reg):
 @pytest.mark.parametrize("name", ["Upper/case", "a/../../etc", "..", "a//b", "_private", "a/-b", "%2e%2e/x"])
 def test_names_outside_the_grammar_are_refused(reg, tmp_path: Path, name: str):
     client, root = reg
-    for method, path in (("GET", f"/v2/{name}/tags/list"), ("POST", f"/v2/{name}/blobs/uploads/"),
-                         ("PUT", f"/v2/{name}/manifests/latest")):
+    for method, path in (
+        ("GET", f"/v2/{name}/tags/list"),
+        ("POST", f"/v2/{name}/blobs/uploads/"),
+        ("PUT", f"/v2/{name}/manifests/latest"),
+    ):
         reply = client(method, path, b"{}" if method != "GET" else None)
         assert reply.status == 400 and reply.code == "NAME_INVALID", (method, path, reply)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]
@@ -217,7 +234,12 @@ def test_tags_and_catalog_pagination(reg):
     assert cat.json() == {"repositories": ["lib/app"]} and "last=lib%2Fapp" in cat.headers["link"]
     search = client("GET", "/v1/search?q=oth&n=10").json()
     assert search["num_results"] == 1 and search["results"][0] == {
-        "name": "lib/other", "description": "", "star_count": 0, "is_official": False, "is_automated": False}
+        "name": "lib/other",
+        "description": "",
+        "star_count": 0,
+        "is_official": False,
+        "is_automated": False,
+    }
 
 
 def test_cross_repository_mount(reg):
@@ -237,16 +259,23 @@ def test_referrers(reg):
     config = b"{}"
     cfg = client.push_blob("lib/app", config)
     layer = client.push_blob("lib/app", b"signature")
-    referrer = json.loads(manifest_for(cfg, 2, layer, 9, subject=desc, artifactType="application/vnd.example.sig",
-                                       annotations={"k": "v"}))
+    referrer = json.loads(
+        manifest_for(cfg, 2, layer, 9, subject=desc, artifactType="application/vnd.example.sig", annotations={"k": "v"})
+    )
     body = json.dumps(referrer).encode()
     reply = client("PUT", f"/v2/lib/app/manifests/{sha(body)}", body, Content_Type=OCI_MANIFEST)
     assert reply.status == 201 and reply.headers["oci-subject"] == subject_digest
     index = client("GET", f"/v2/lib/app/referrers/{subject_digest}")
     assert index.headers["content-type"] == OCI_INDEX
-    assert index.json()["manifests"] == [{"mediaType": OCI_MANIFEST, "digest": sha(body), "size": len(body),
-                                          "artifactType": "application/vnd.example.sig",
-                                          "annotations": {"k": "v"}}]
+    assert index.json()["manifests"] == [
+        {
+            "mediaType": OCI_MANIFEST,
+            "digest": sha(body),
+            "size": len(body),
+            "artifactType": "application/vnd.example.sig",
+            "annotations": {"k": "v"},
+        }
+    ]
     filtered = client("GET", f"/v2/lib/app/referrers/{subject_digest}?artifactType=other/type")
     assert filtered.json()["manifests"] == [] and filtered.headers["oci-filters-applied"] == "artifactType"
     assert client("DELETE", f"/v2/lib/app/manifests/{sha(body)}").status == 202
@@ -280,7 +309,8 @@ def test_delete_and_gc(reg):
     result = collect(str(root), min_age=0)
     assert set(result.blobs) == {gone_digest, sha(b"dropped layer"), orphan}
     assert result.freed == sum(len(b) for b in (b"dropped layer", b"orphan")) + len(
-        client("GET", f"/v2/lib/app/manifests/{keep_digest}").body)  # same-shaped manifest
+        client("GET", f"/v2/lib/app/manifests/{keep_digest}").body
+    )  # same-shaped manifest
     assert not (root / "uploads" / stale).exists()
     assert client("GET", "/v2/lib/app/manifests/keep").status == 200
     assert client("GET", f"/v2/lib/app/blobs/{sha(b'kept layer')}").body == b"kept layer"
@@ -300,7 +330,7 @@ def test_concurrent_uploads_of_the_same_blob(reg):
         c = Client(client.port)
         start = c("POST", "/v2/lib/app/blobs/uploads/")
         for i in range(0, len(blob), 512 << 10):
-            c("PATCH", start.headers["location"], blob[i:i + (512 << 10)])
+            c("PATCH", start.headers["location"], blob[i : i + (512 << 10)])
         results.append(c("PUT", f"{start.headers['location']}?digest={sha(blob)}").status)
 
     threads = [threading.Thread(target=push) for _ in range(6)]
@@ -323,8 +353,10 @@ def test_killed_server_never_serves_a_partial_blob(tmp_path: Path):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        proc = subprocess.Popen([sys.executable, "-m", "dockyard", "registry", "serve", "--addr",
-                                 f"127.0.0.1:{port}", "--root", str(root)], stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard", "registry", "serve", "--addr", f"127.0.0.1:{port}", "--root", str(root)],
+            stderr=subprocess.PIPE,
+        )
         assert b"listening" in proc.stderr.readline()
         return proc, port
 
@@ -333,8 +365,10 @@ def test_killed_server_never_serves_a_partial_blob(tmp_path: Path):
         client = Client(port)
         location = client("POST", "/v2/lib/app/blobs/uploads/").headers["location"]
         sock = socket.create_connection(("127.0.0.1", port))
-        sock.sendall(f"PUT {location}?digest={sha(blob)} HTTP/1.1\r\nHost: x\r\n"
-                     f"Content-Length: {len(blob)}\r\n\r\n".encode() + blob[: len(blob) // 2])
+        sock.sendall(
+            f"PUT {location}?digest={sha(blob)} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(blob)}\r\n\r\n".encode()
+            + blob[: len(blob) // 2]
+        )
         deadline = time.time() + 10
         data = next((root / "uploads").iterdir()) / "data"
         while data.stat().st_size < len(blob) // 4 and time.time() < deadline:
@@ -371,11 +405,17 @@ def htpasswd(tmp_path: Path) -> Path:
 
 def test_htpasswd_basic_auth_and_acl(make_registry, htpasswd: Path, tmp_path: Path):
     acl = tmp_path / "config.json"
-    acl.write_text(json.dumps({"acl": [
-        {"account": "*", "name": "${account}/*", "actions": ["*"]},
-        {"account": "*", "name": "public/*", "actions": ["pull", "push"]},
-        {"account": "anonymous", "name": "public/*", "actions": ["pull"]},
-    ]}))
+    acl.write_text(
+        json.dumps(
+            {
+                "acl": [
+                    {"account": "*", "name": "${account}/*", "actions": ["*"]},
+                    {"account": "*", "name": "public/*", "actions": ["pull", "push"]},
+                    {"account": "anonymous", "name": "public/*", "actions": ["pull"]},
+                ]
+            }
+        )
+    )
     port, _ = make_registry(htpasswd=str(htpasswd), config=str(acl))
     anonymous, alice = Client(port), Client(port, _basic("alice", "wonder"))
     reply = anonymous("GET", "/v2/")
@@ -404,14 +444,14 @@ def test_token_flow(make_registry, htpasswd: Path, tmp_path: Path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     realm = f"http://127.0.0.1:{port}/auth/token"
-    made, _ = make_registry(port=port, htpasswd=str(htpasswd), token_realm=realm,
-                            token_key=str(tmp_path / "token.pem"))
+    made, _ = make_registry(port=port, htpasswd=str(htpasswd), token_realm=realm, token_key=str(tmp_path / "token.pem"))
     assert made == port and (tmp_path / "token.pem").stat().st_mode & 0o777 == 0o600
     client = Client(port)
     reply = client("GET", "/v2/lib/app/manifests/v1")
     assert reply.status == 401
     assert reply.headers["www-authenticate"] == (
-        f'Bearer realm="{realm}",service="127.0.0.1:{port}",scope="repository:lib/app:pull"')
+        f'Bearer realm="{realm}",service="127.0.0.1:{port}",scope="repository:lib/app:pull"'
+    )
 
     def token(scope: str, auth: str | None = _basic("alice", "wonder")) -> str:
         headers = {"Authorization": auth} if auth else {}
@@ -448,8 +488,12 @@ def test_cli_htpasswd_and_gc(tmp_path: Path):
     entries = dict(line.split(":", 1) for line in path.read_text().split())
     assert sorted(entries) == ["dave", "erin"] and path.stat().st_mode & 0o777 == 0o600
     assert bcrypt.checkpw(b"changed", entries["dave"].encode())
-    out = subprocess.run([*run, "gc", "--root", str(tmp_path / "r"), "--dry-run", "--min-age", "0"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [*run, "gc", "--root", str(tmp_path / "r"), "--dry-run", "--min-age", "0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "0 blobs marked" in out
 
 

@@ -47,10 +47,14 @@ def register(router: Router, daemon: Any) -> None:
     def commit(req: Request) -> Response:
         body = req.json(default=None)
         image_id = ops.commit(
-            req.arg("container") or "", repo=req.arg("repo") or "", tag=req.arg("tag") or "",
-            comment=req.arg("comment") or "", author=req.arg("author") or "",
+            req.arg("container") or "",
+            repo=req.arg("repo") or "",
+            tag=req.arg("tag") or "",
+            comment=req.arg("comment") or "",
+            author=req.arg("author") or "",
             changes=[c for value in req.query.get("changes", []) for c in value.split("\n") if c.strip()],
-            pause=req.flag("pause", True), config=body if isinstance(body, dict) else None,
+            pause=req.flag("pause", True),
+            config=body if isinstance(body, dict) else None,
         )
         return json_response({"Id": image_id}, 201)
 

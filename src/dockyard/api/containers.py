@@ -92,9 +92,14 @@ def register(router: Router, daemon: Any) -> None:
         tail_arg = req.arg("tail", "all")
         tail = None if tail_arg in (None, "", "all") else _int(tail_arg, "tail")
         c, entries = svc.logs(
-            req.params["id"], stdout=stdout, stderr=stderr, follow=req.flag("follow"),
-            since=_time_arg(req.arg("since")) or 0.0, until=_time_arg(req.arg("until")),
-            tail=tail, timestamps=req.flag("timestamps"),
+            req.params["id"],
+            stdout=stdout,
+            stderr=stderr,
+            follow=req.flag("follow"),
+            since=_time_arg(req.arg("since")) or 0.0,
+            until=_time_arg(req.arg("until")),
+            tail=tail,
+            timestamps=req.flag("timestamps"),
         )
         tty = bool(c.config.get("Tty"))
         # Batch for throughput, except when following: then each entry must reach the client at once.
@@ -121,12 +126,24 @@ def register(router: Router, daemon: Any) -> None:
         tty = bool(c.config.get("Tty"))
         sock = req.hijack(_stream_type(req, tty))
         session = AttachSession(
-            sock, tty=tty, stdin=req.flag("stdin"), stdout=req.flag("stdout"), stderr=req.flag("stderr"),
+            sock,
+            tty=tty,
+            stdin=req.flag("stdin"),
+            stdout=req.flag("stdout"),
+            stderr=req.flag("stderr"),
             detach_keys=keys,
         )
         if req.flag("logs"):
-            _, entries = svc.logs(c.id, stdout=req.flag("stdout"), stderr=req.flag("stderr"), follow=False,
-                                  since=0.0, until=None, tail=None, timestamps=False)
+            _, entries = svc.logs(
+                c.id,
+                stdout=req.flag("stdout"),
+                stderr=req.flag("stderr"),
+                follow=False,
+                since=0.0,
+                until=None,
+                tail=None,
+                timestamps=False,
+            )
             for stream, data in entries:
                 sock.sendall(data if tty else encode_frame(stream, data))
         if req.flag("stream"):
@@ -155,4 +172,3 @@ def _int(value: str, name: str) -> int:
         return int(value)
     except ValueError:
         raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
-

@@ -31,8 +31,7 @@ def register(router: Router, daemon: Any) -> None:
             raise InvalidParameter("invalid exec start body")
         rec = svc.prepare_start(req.params["id"])
         size = body.get("ConsoleSize")
-        console_size = (int(size[0]), int(size[1])) if isinstance(size, list) and len(size) == 2 and all(size) \
-            else None
+        console_size = (int(size[0]), int(size[1])) if isinstance(size, list) and len(size) == 2 and all(size) else None
         if body.get("Detach"):
             svc.start(rec, None, rec.tty, console_size)
             return Response(200, b"")

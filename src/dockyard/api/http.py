@@ -7,6 +7,7 @@ streaming endpoints (logs -f, wait, events, attach) simple blocking code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -194,8 +195,10 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
     def address_string(self) -> str:
-        return "unix" if isinstance(self.client_address, str | bytes) or not self.client_address else str(
-            self.client_address[0]
+        return (
+            "unix"
+            if isinstance(self.client_address, str | bytes) or not self.client_address
+            else str(self.client_address[0])
         )
 
     def handle_one_request(self) -> None:
@@ -310,16 +313,12 @@ class HijackedSocket:
         self.sock.sendall(data)
 
     def shutdown_write(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def fileno(self) -> int:
         return self.sock.fileno()

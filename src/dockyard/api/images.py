@@ -79,4 +79,3 @@ def register(router: Router, daemon: Any) -> None:
     @router.route("DELETE", "/images/{name:.+}")
     def remove(req: Request) -> Response:
         return json_response(svc.delete(req.params["name"], force=req.flag("force"), prune=not req.flag("noprune")))
-

@@ -21,8 +21,9 @@ from dockyard.cli.template import FieldProvider
 def cmd_top(cli: Cli, argv: list[str], name: str = "top") -> int:
     from dockyard.cli.formatting import tabwrite
 
-    fs = FlagSet(name, "CONTAINER [ps OPTIONS]", "Display the running processes of a container", min_args=1,
-                 interspersed=False)
+    fs = FlagSet(
+        name, "CONTAINER [ps OPTIONS]", "Display the running processes of a container", min_args=1, interspersed=False
+    )
     _, args = fs.parse(argv)
     top = cli.client.top_container(args[0], " ".join(args[1:]) or None)
     lines = ["\t".join(top.get("Titles") or [])] + ["\t".join(p) for p in top.get("Processes") or []]
@@ -34,8 +35,9 @@ CHANGE_KINDS = {0: "C", 1: "A", 2: "D"}
 
 
 def cmd_diff(cli: Cli, argv: list[str], name: str = "diff") -> int:
-    fs = FlagSet(name, "CONTAINER", "Inspect changes to files or directories on a container's filesystem",
-                 min_args=1, max_args=1)
+    fs = FlagSet(
+        name, "CONTAINER", "Inspect changes to files or directories on a container's filesystem", min_args=1, max_args=1
+    )
     _, args = fs.parse(argv)
     for change in cli.client.container_changes(args[0]):
         cli.print(f"{CHANGE_KINDS.get(change['Kind'], '?')} {change['Path']}")
@@ -73,7 +75,8 @@ class StatsEntry:
         entry = cls(container, name=(s.get("name") or "").lstrip("/"), id=s.get("id") or "", valid=True)
         cpu, pre = s.get("cpu_stats") or {}, s.get("precpu_stats") or {}
         cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get(
-            "total_usage", 0)
+            "total_usage", 0
+        )
         system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
         online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
         if system_delta > 0 and cpu_delta > 0:
@@ -100,9 +103,17 @@ class StatsEntry:
 
 class StatsRow(FieldProvider):
     fields = ("Container", "Name", "ID", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs")
-    headers = {"Container": "CONTAINER", "Name": "NAME", "ID": "CONTAINER ID", "CPUPerc": "CPU %",
-               "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O",
-               "PIDs": "PIDS"}
+    headers = {
+        "Container": "CONTAINER",
+        "Name": "NAME",
+        "ID": "CONTAINER ID",
+        "CPUPerc": "CPU %",
+        "MemUsage": "MEM USAGE / LIMIT",
+        "MemPerc": "MEM %",
+        "NetIO": "NET I/O",
+        "BlockIO": "BLOCK I/O",
+        "PIDs": "PIDS",
+    }
 
     def __init__(self, entry: StatsEntry, trunc: bool = True) -> None:
         self.e = entry
@@ -137,8 +148,7 @@ class StatsRow(FieldProvider):
     def BlockIO(self) -> str:
         from dockyard.cli.units import human_size
 
-        return self._or_dashes(f"{human_size(self.e.block_read, 3)} / {human_size(self.e.block_write, 3)}",
-                               "-- / --")
+        return self._or_dashes(f"{human_size(self.e.block_read, 3)} / {human_size(self.e.block_write, 3)}", "-- / --")
 
     def PIDs(self) -> str:
         return self._or_dashes(str(self.e.pids))
@@ -153,8 +163,7 @@ class _Collector:
     def __init__(self, cli: Cli, containers: list[str], stream: bool) -> None:
         self.entries = {c: StatsEntry(c) for c in containers}
         self.errors: dict[str, str] = {}
-        self.threads = [threading.Thread(target=self._run, args=(cli, c, stream), daemon=True)
-                        for c in containers]
+        self.threads = [threading.Thread(target=self._run, args=(cli, c, stream), daemon=True) for c in containers]
         for thread in self.threads:
             thread.start()
 
@@ -174,12 +183,13 @@ class _Collector:
 def cmd_stats(cli: Cli, argv: list[str], name: str = "stats") -> int:
     from dockyard.cli.formatting import render
 
-    fs = (FlagSet(name, "[OPTIONS] [CONTAINER...]", "Display a live stream of container(s) resource usage "
-                  "statistics")
-          .add("-a, --all", help="Show all containers (default shows just running)")
-          .add("--no-stream", help="Disable streaming stats and only pull the first result")
-          .add("--no-trunc", help="Do not truncate output")
-          .add("--format", "str", help="Format output using a custom template"))
+    fs = (
+        FlagSet(name, "[OPTIONS] [CONTAINER...]", "Display a live stream of container(s) resource usage statistics")
+        .add("-a, --all", help="Show all containers (default shows just running)")
+        .add("--no-stream", help="Disable streaming stats and only pull the first result")
+        .add("--no-trunc", help="Do not truncate output")
+        .add("--format", "str", help="Format output using a custom template")
+    )
     opts, args = fs.parse(argv)
     containers = args or [c["Id"][:12] for c in cli.client.containers(all=opts.all)]
     if args:
@@ -246,8 +256,9 @@ class CopyPlan:
     rename_to: str | None = None  # ... becomes this name in `directory`
 
 
-def plan_copy(src_path: str, src_is_dir: bool, dst_path: str, dst_exists: bool, dst_is_dir: bool,
-              rebase_name: str = "") -> CopyPlan:
+def plan_copy(
+    src_path: str, src_is_dir: bool, dst_path: str, dst_exists: bool, dst_is_dir: bool, rebase_name: str = ""
+) -> CopyPlan:
     """docker's rules: into an existing directory as is; a directory never onto a file; otherwise the
     top entry takes the destination's name; a missing destination ending in "/" must be a directory."""
     dst_dir, dst_base = split_dir_entry(dst_path)
@@ -263,12 +274,18 @@ def plan_copy(src_path: str, src_is_dir: bool, dst_path: str, dst_exists: bool, 
 
 
 def cmd_cp(cli: Cli, argv: list[str], name: str = "cp") -> int:
-    fs = (FlagSet(name, "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tdockyard cp [OPTIONS] SRC_PATH|- "
-                  "CONTAINER:DEST_PATH", "Copy files/folders between a container and the local filesystem",
-                  min_args=2, max_args=2)
-          .add("-a, --archive", help="Archive mode (copy all uid/gid information)")
-          .add("-L, --follow-link", help="Always follow symbol link in SRC_PATH")
-          .add("-q, --quiet", help="Suppress progress output during copy"))
+    fs = (
+        FlagSet(
+            name,
+            "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tdockyard cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+            "Copy files/folders between a container and the local filesystem",
+            min_args=2,
+            max_args=2,
+        )
+        .add("-a, --archive", help="Archive mode (copy all uid/gid information)")
+        .add("-L, --follow-link", help="Always follow symbol link in SRC_PATH")
+        .add("-q, --quiet", help="Suppress progress output during copy")
+    )
     opts, (src, dst) = fs.parse(argv)
     src_ctr, src_path = split_cp_arg(src)
     dst_ctr, dst_path = split_cp_arg(dst)
@@ -327,8 +344,9 @@ def copy_from_container(cli: Cli, container: str, path: str, dst: str, follow_li
             return total
         real_dst = os.path.realpath(dst) if os.path.islink(dst.rstrip("/")) else dst
         exists = os.path.exists(real_dst)
-        plan = plan_copy(path, bool(info.get("mode", 0) & GO_MODE_DIR), real_dst, exists,
-                         os.path.isdir(real_dst), rebase)
+        plan = plan_copy(
+            path, bool(info.get("mode", 0) & GO_MODE_DIR), real_dst, exists, os.path.isdir(real_dst), rebase
+        )
         counting = _Counting(response)
         extract_local(counting, plan)
         return counting.count
@@ -400,27 +418,46 @@ def local_tar(path: str, arcname: str) -> bytes:
 
 # --------------------------------------------------------------------------------------- commit / port
 def cmd_commit(cli: Cli, argv: list[str], name: str = "commit") -> int:
-    fs = (FlagSet(name, "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]", "Create a new image from a container's changes",
-                  min_args=1, max_args=2)
-          .add("-a, --author", "str", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
-          .add("-c, --change", "list", help="Apply Dockerfile instruction to the created image")
-          .add("-m, --message", "str", help="Commit message")
-          .add("-p, --pause", "bool", default=True, help="Pause container during commit"))
+    fs = (
+        FlagSet(
+            name,
+            "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+            "Create a new image from a container's changes",
+            min_args=1,
+            max_args=2,
+        )
+        .add("-a, --author", "str", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
+        .add("-c, --change", "list", help="Apply Dockerfile instruction to the created image")
+        .add("-m, --message", "str", help="Commit message")
+        .add("-p, --pause", "bool", default=True, help="Pause container during commit")
+    )
     opts, args = fs.parse(argv)
     repo, tag = "", ""
     if len(args) == 2:
         from dockyard.cli.images import split_tag
 
         repo, tag = split_tag(args[1])
-    result = cli.client.commit(args[0], repository=repo or None, tag=tag or None, comment=opts.message or None,
-                               author=opts.author or None, changes=opts.change, pause=opts.pause)
+    result = cli.client.commit(
+        args[0],
+        repository=repo or None,
+        tag=tag or None,
+        comment=opts.message or None,
+        author=opts.author or None,
+        changes=opts.change,
+        pause=opts.pause,
+    )
     cli.print(result["Id"])
     return 0
 
 
 def cmd_port(cli: Cli, argv: list[str], name: str = "port") -> int:
-    fs = FlagSet(name, "CONTAINER [PRIVATE_PORT[/PROTO]]", "List port mappings or a specific mapping for the "
-                 "container", min_args=1, max_args=2)
+    fs = FlagSet(
+        name,
+        "CONTAINER [PRIVATE_PORT[/PROTO]]",
+        "List port mappings or a specific mapping for the container",
+        min_args=1,
+        max_args=2,
+    )
     _, args = fs.parse(argv)
     info = cli.client.inspect_container(args[0])
     ports: dict[str, Any] = (info.get("NetworkSettings") or {}).get("Ports") or {}
@@ -454,8 +491,9 @@ def parse_restart_policy(value: str) -> dict[str, Any]:
     try:
         return {"Name": name, "MaximumRetryCount": int(count or 0)}
     except ValueError:
-        raise StatusError(1, f"invalid restart policy format: maximum retry count must be an integer: {count}"
-                          ) from None
+        raise StatusError(
+            1, f"invalid restart policy format: maximum retry count must be an integer: {count}"
+        ) from None
 
 
 def _size_or_minus_one(value: str) -> int:
@@ -469,11 +507,18 @@ def update_body(opts: Any) -> dict[str, Any]:
     from dockyard.cli.units import ram_in_bytes
 
     converters: dict[str, tuple[str, Any]] = {
-        "memory": ("Memory", ram_in_bytes), "memory_swap": ("MemorySwap", _size_or_minus_one),
-        "memory_reservation": ("MemoryReservation", ram_in_bytes), "cpu_shares": ("CpuShares", int),
-        "cpu_period": ("CpuPeriod", int), "cpu_quota": ("CpuQuota", int), "cpuset_cpus": ("CpusetCpus", str),
-        "cpuset_mems": ("CpusetMems", str), "pids_limit": ("PidsLimit", int), "blkio_weight": ("BlkioWeight", int),
-        "cpus": ("NanoCpus", lambda v: round(float(v) * 1e9)), "restart": ("RestartPolicy", parse_restart_policy),
+        "memory": ("Memory", ram_in_bytes),
+        "memory_swap": ("MemorySwap", _size_or_minus_one),
+        "memory_reservation": ("MemoryReservation", ram_in_bytes),
+        "cpu_shares": ("CpuShares", int),
+        "cpu_period": ("CpuPeriod", int),
+        "cpu_quota": ("CpuQuota", int),
+        "cpuset_cpus": ("CpusetCpus", str),
+        "cpuset_mems": ("CpusetMems", str),
+        "pids_limit": ("PidsLimit", int),
+        "blkio_weight": ("BlkioWeight", int),
+        "cpus": ("NanoCpus", lambda v: round(float(v) * 1e9)),
+        "restart": ("RestartPolicy", parse_restart_policy),
     }
     body: dict[str, Any] = {}
     for dest, (key, convert) in converters.items():
@@ -481,26 +526,30 @@ def update_body(opts: Any) -> dict[str, Any]:
             try:
                 body[key] = convert(str(getattr(opts, dest)))
             except ValueError as exc:
-                raise StatusError(1, f"invalid argument {getattr(opts, dest)!r} for --{dest.replace('_', '-')}: "
-                                     f"{exc}") from None
+                raise StatusError(
+                    1, f"invalid argument {getattr(opts, dest)!r} for --{dest.replace('_', '-')}: {exc}"
+                ) from None
     return body
 
 
 def cmd_update(cli: Cli, argv: list[str], name: str = "update") -> int:
-    fs = (FlagSet(name, "[OPTIONS] CONTAINER [CONTAINER...]", "Update configuration of one or more containers",
-                  min_args=1)
-          .add("--blkio-weight", "str", help="Block IO (relative weight), between 10 and 1000, or 0 to disable")
-          .add("--cpu-period", "str", help="Limit CPU CFS (Completely Fair Scheduler) period")
-          .add("--cpu-quota", "str", help="Limit CPU CFS (Completely Fair Scheduler) quota")
-          .add("-c, --cpu-shares", "str", help="CPU shares (relative weight)")
-          .add("--cpus", "str", help="Number of CPUs")
-          .add("--cpuset-cpus", "str", help="CPUs in which to allow execution (0-3, 0,1)")
-          .add("--cpuset-mems", "str", help="MEMs in which to allow execution (0-3, 0,1)")
-          .add("-m, --memory", "str", help="Memory limit")
-          .add("--memory-reservation", "str", help="Memory soft limit")
-          .add("--memory-swap", "str", help="Swap limit equal to memory plus swap: -1 to enable unlimited swap")
-          .add("--pids-limit", "str", help="Tune container pids limit (set -1 for unlimited)")
-          .add("--restart", "str", help="Restart policy to apply when a container exits"))
+    fs = (
+        FlagSet(
+            name, "[OPTIONS] CONTAINER [CONTAINER...]", "Update configuration of one or more containers", min_args=1
+        )
+        .add("--blkio-weight", "str", help="Block IO (relative weight), between 10 and 1000, or 0 to disable")
+        .add("--cpu-period", "str", help="Limit CPU CFS (Completely Fair Scheduler) period")
+        .add("--cpu-quota", "str", help="Limit CPU CFS (Completely Fair Scheduler) quota")
+        .add("-c, --cpu-shares", "str", help="CPU shares (relative weight)")
+        .add("--cpus", "str", help="Number of CPUs")
+        .add("--cpuset-cpus", "str", help="CPUs in which to allow execution (0-3, 0,1)")
+        .add("--cpuset-mems", "str", help="MEMs in which to allow execution (0-3, 0,1)")
+        .add("-m, --memory", "str", help="Memory limit")
+        .add("--memory-reservation", "str", help="Memory soft limit")
+        .add("--memory-swap", "str", help="Swap limit equal to memory plus swap: -1 to enable unlimited swap")
+        .add("--pids-limit", "str", help="Tune container pids limit (set -1 for unlimited)")
+        .add("--restart", "str", help="Restart policy to apply when a container exits")
+    )
     opts, args = fs.parse(argv)
     body = update_body(opts)
     if not body:
@@ -522,9 +571,11 @@ def confirm(cli: Cli, warning: str) -> bool:
 
 
 def _prune_flags(name: str, what: str, all_help: str | None = None) -> FlagSet:
-    fs = (FlagSet(name, "[OPTIONS]", what, max_args=0)
-          .add("-f, --force", help="Do not prompt for confirmation")
-          .add("--filter", "list", help='Provide filter values (e.g. "until=<timestamp>")'))
+    fs = (
+        FlagSet(name, "[OPTIONS]", what, max_args=0)
+        .add("-f, --force", help="Do not prompt for confirmation")
+        .add("--filter", "list", help='Provide filter values (e.g. "until=<timestamp>")')
+    )
     return fs.add("-a, --all", help=all_help) if all_help else fs
 
 
@@ -560,10 +611,12 @@ def cmd_container_prune(cli: Cli, argv: list[str], name: str = "container prune"
 
 
 def cmd_image_prune(cli: Cli, argv: list[str], name: str = "image prune") -> int:
-    opts, _ = _prune_flags(name, "Remove unused images", "Remove all unused images, not just dangling ones"
-                           ).parse(argv)
-    warning = ("WARNING! This will remove all images without at least one container associated to them."
-               if opts.all else "WARNING! This will remove all dangling images.")
+    opts, _ = _prune_flags(name, "Remove unused images", "Remove all unused images, not just dangling ones").parse(argv)
+    warning = (
+        "WARNING! This will remove all images without at least one container associated to them."
+        if opts.all
+        else "WARNING! This will remove all dangling images."
+    )
     if not opts.force and not confirm(cli, warning):
         return 0
     _print_report(cli, *prune_images(cli, parse_filters(opts.filter), opts.all))
@@ -571,13 +624,19 @@ def cmd_image_prune(cli: Cli, argv: list[str], name: str = "image prune") -> int
 
 
 def cmd_system_prune(cli: Cli, argv: list[str], name: str = "system prune") -> int:
-    opts, _ = (_prune_flags(name, "Remove unused data", "Remove all unused images not just dangling ones")
-               .add("--volumes", help="Prune anonymous volumes")).parse(argv)
+    opts, _ = (
+        _prune_flags(name, "Remove unused data", "Remove all unused images not just dangling ones").add(
+            "--volumes", help="Prune anonymous volumes"
+        )
+    ).parse(argv)
     items = ["all stopped containers", "all networks not used by at least one container"]
     if opts.volumes:
         items.append("all anonymous volumes not used by at least one container")
-    items += (["all images without at least one container associated to them", "all build cache"] if opts.all
-              else ["all dangling images", "unused build cache"])
+    items += (
+        ["all images without at least one container associated to them", "all build cache"]
+        if opts.all
+        else ["all dangling images", "unused build cache"]
+    )
     warning = "WARNING! This will remove:\n" + "".join(f"  - {item}\n" for item in items)
     if not opts.force and not confirm(cli, warning):
         return 0
@@ -594,8 +653,7 @@ DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaim
 
 class DiskUsageRow(FieldProvider):
     fields = ("Type", "TotalCount", "Active", "Size", "Reclaimable")
-    headers = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
-               "Reclaimable": "RECLAIMABLE"}
+    headers = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
 
     def __init__(self, kind: str, total: int, active: int, size: int, reclaimable: int) -> None:
         self.values = (kind, total, active, size, reclaimable)
@@ -635,8 +693,9 @@ def disk_usage_rows(df: dict[str, Any]) -> list[DiskUsageRow]:
     idle_rw = sum(int(c.get("SizeRw") or 0) for c in containers if not _container_active(c))
     return [
         DiskUsageRow("Images", len(images), sum(1 for i in images if i.get("Containers")), layers, layers - used),
-        DiskUsageRow("Containers", len(containers), sum(1 for c in containers if _container_active(c)), sum(rw),
-                     idle_rw),
+        DiskUsageRow(
+            "Containers", len(containers), sum(1 for c in containers if _container_active(c)), sum(rw), idle_rw
+        ),
         DiskUsageRow("Local Volumes", len(df.get("Volumes") or []), 0, 0, 0),
         DiskUsageRow("Build Cache", len(df.get("BuildCache") or []), 0, 0, 0),
     ]
@@ -645,9 +704,11 @@ def disk_usage_rows(df: dict[str, Any]) -> list[DiskUsageRow]:
 def cmd_system_df(cli: Cli, argv: list[str], name: str = "system df") -> int:
     from dockyard.cli.formatting import render
 
-    fs = (FlagSet(name, "[OPTIONS]", "Show docker disk usage", max_args=0)
-          .add("-v, --verbose", help="Show detailed information on space usage")
-          .add("--format", "str", help="Format output using a custom template"))
+    fs = (
+        FlagSet(name, "[OPTIONS]", "Show docker disk usage", max_args=0)
+        .add("-v, --verbose", help="Show detailed information on space usage")
+        .add("--format", "str", help="Format output using a custom template")
+    )
     opts, _ = fs.parse(argv)
     df = cli.client.df()
     if opts.verbose and not opts.format:
@@ -663,14 +724,18 @@ def _print_verbose_df(cli: Cli, df: dict[str, Any]) -> None:
 
     now = time.time()
     cli.print("Images space usage:\n")
-    image_table = ("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}"
-                   "\t{{.UniqueSize}}\t{{.Containers}}")
+    image_table = (
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}"
+        "\t{{.UniqueSize}}\t{{.Containers}}"
+    )
     from dockyard.cli.formatting import ImageRow
 
     cli.out.write(render(image_table, expand_image_rows(df.get("Images") or [], now=now), ImageRow.headers))
     cli.print("\nContainers space usage:\n")
-    container_table = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}"
-                       "\t{{.Status}}\t{{.Names}}")
+    container_table = (
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}"
+        "\t{{.Status}}\t{{.Names}}"
+    )
     rows = [ContainerRow(c, now=now) for c in df.get("Containers") or []]
     cli.out.write(render(container_table, rows, ContainerRow.headers))
     cli.print("\nLocal Volumes space usage:\n")

@@ -19,25 +19,39 @@ DETACHED = "read escape sequence"
 
 
 def exec_flagset(command: str = "exec") -> FlagSet:
-    fs = FlagSet(command, "[OPTIONS] CONTAINER COMMAND [ARG...]", "Execute a command in a running container",
-                 interspersed=False, min_args=2)
-    return (fs.add("-d, --detach", help="Detached mode: run command in the background")
-            .add("--detach-keys", "str", help="Override the key sequence for detaching a container")
-            .add("-e, --env", "list", help="Set environment variables")
-            .add("--env-file", "list", help="Read in a file of environment variables")
-            .add("-i, --interactive", help="Keep STDIN open even if not attached")
-            .add("--privileged", help="Give extended privileges to the command")
-            .add("-t, --tty", help="Allocate a pseudo-TTY")
-            .add("-u, --user", "str", help="Username or UID (format: \"<name|uid>[:<group|gid>]\")")
-            .add("-w, --workdir", "str", help="Working directory inside the container"))
+    fs = FlagSet(
+        command,
+        "[OPTIONS] CONTAINER COMMAND [ARG...]",
+        "Execute a command in a running container",
+        interspersed=False,
+        min_args=2,
+    )
+    return (
+        fs.add("-d, --detach", help="Detached mode: run command in the background")
+        .add("--detach-keys", "str", help="Override the key sequence for detaching a container")
+        .add("-e, --env", "list", help="Set environment variables")
+        .add("--env-file", "list", help="Read in a file of environment variables")
+        .add("-i, --interactive", help="Keep STDIN open even if not attached")
+        .add("--privileged", help="Give extended privileges to the command")
+        .add("-t, --tty", help="Allocate a pseudo-TTY")
+        .add("-u, --user", "str", help='Username or UID (format: "<name|uid>[:<group|gid>]")')
+        .add("-w, --workdir", "str", help="Working directory inside the container")
+    )
 
 
 def attach_flagset(command: str = "attach") -> FlagSet:
-    fs = FlagSet(command, "[OPTIONS] CONTAINER", "Attach local standard input, output, and error streams to a "
-                 "running container", min_args=1, max_args=1)
-    return (fs.add("--detach-keys", "str", help="Override the key sequence for detaching a container")
-            .add("--no-stdin", help="Do not attach STDIN")
-            .add("--sig-proxy", default=True, help="Proxy all received signals to the process"))
+    fs = FlagSet(
+        command,
+        "[OPTIONS] CONTAINER",
+        "Attach local standard input, output, and error streams to a running container",
+        min_args=1,
+        max_args=1,
+    )
+    return (
+        fs.add("--detach-keys", "str", help="Override the key sequence for detaching a container")
+        .add("--no-stdin", help="Do not attach STDIN")
+        .add("--sig-proxy", default=True, help="Proxy all received signals to the process")
+    )
 
 
 def exec_body(opts: Any, command: list[str]) -> dict[str, Any]:
@@ -75,8 +89,14 @@ def cmd_exec(cli: Cli, argv: list[str], name: str = "exec") -> int:
             return 0
         conn = client.exec_start(exec_id, start)
         assert conn is not None
-        if _stream(cli, conn, tty=opts.tty, stdin=body["AttachStdin"], detach_keys=opts.detach_keys or None,
-                   resize=lambda h, w: client.exec_resize(exec_id, h, w)):
+        if _stream(
+            cli,
+            conn,
+            tty=opts.tty,
+            stdin=body["AttachStdin"],
+            detach_keys=opts.detach_keys or None,
+            resize=lambda h, w: client.exec_resize(exec_id, h, w),
+        ):
             raise StatusError(1, DETACHED)  # docker's CLI reports the escape as an error too
         code = int(client.exec_inspect(exec_id).get("ExitCode") or 0)
     except APIError as exc:
@@ -105,14 +125,21 @@ def cmd_attach(cli: Cli, argv: list[str], name: str = "attach") -> int:
         if stdin and tty and not isatty(0):
             raise StatusError(1, "the input device is not a TTY")
         wait = client.open_wait(container)
-        conn = client.attach_container(container, stdin=stdin, stdout=True, stderr=True,
-                                       detach_keys=opts.detach_keys or None)
+        conn = client.attach_container(
+            container, stdin=stdin, stdout=True, stderr=True, detach_keys=opts.detach_keys or None
+        )
     except APIError as exc:
         raise StatusError(1, str(exc)) from exc
     restore = _proxy_signals(client, container) if opts.sig_proxy and not tty else (lambda: None)
     try:
-        detached = _stream(cli, conn, tty=tty, stdin=stdin, detach_keys=opts.detach_keys or None,
-                           resize=lambda h, w: client.resize_container(container, h, w))
+        detached = _stream(
+            cli,
+            conn,
+            tty=tty,
+            stdin=stdin,
+            detach_keys=opts.detach_keys or None,
+            resize=lambda h, w: client.resize_container(container, h, w),
+        )
     finally:
         restore()
     if detached:
@@ -131,8 +158,9 @@ def _proxy_signals(client: Any, container: str) -> Callable[[], None]:
     return proxy_signals(lambda sig: client.kill_container(container, sig))
 
 
-def _stream(cli: Cli, conn: Any, *, tty: bool, stdin: bool, detach_keys: str | None,
-            resize: Callable[[int, int], None]) -> bool:
+def _stream(
+    cli: Cli, conn: Any, *, tty: bool, stdin: bool, detach_keys: str | None, resize: Callable[[int, int], None]
+) -> bool:
     """Pump a hijacked stream both ways until the output ends; True when the user detached."""
     from dockyard.cli.streaming import copy_output, detach_key_bytes, forward_stdin, monitor_resize, raw_terminal
 

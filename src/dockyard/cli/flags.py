@@ -24,8 +24,9 @@ class UsageError(StatusError):
     """A flag error: docker prints it with the usage line and exits 125."""
 
     def __init__(self, message: str, flagset: FlagSet) -> None:
-        text = (f"{message}\n\nUsage:  {flagset.usage_line()}\n\n"
-                f"Run '{PROG} {flagset.command} --help' for more information")
+        text = (
+            f"{message}\n\nUsage:  {flagset.usage_line()}\n\nRun '{PROG} {flagset.command} --help' for more information"
+        )
         super().__init__(125, text)
 
 
@@ -46,8 +47,7 @@ class Flag:
 
     __slots__ = ("default", "dest", "help", "kind", "long", "metavar", "short")
 
-    def __init__(self, long: str, short: str, kind: str, default: Any, help: str, dest: str,
-                 metavar: str = "") -> None:
+    def __init__(self, long: str, short: str, kind: str, default: Any, help: str, dest: str, metavar: str = "") -> None:
         self.long = long
         self.short = short
         self.kind = kind  # bool | str | list | int
@@ -78,8 +78,15 @@ class Options:
 class FlagSet:
     """Flags of one command; `parse(argv)` returns (Options, positional arguments)."""
 
-    def __init__(self, command: str, usage: str, description: str = "", interspersed: bool = True,
-                 min_args: int = 0, max_args: int | None = None) -> None:
+    def __init__(
+        self,
+        command: str,
+        usage: str,
+        description: str = "",
+        interspersed: bool = True,
+        min_args: int = 0,
+        max_args: int | None = None,
+    ) -> None:
         self.command = command
         self.usage = usage
         self.description = description
@@ -90,8 +97,15 @@ class FlagSet:
         self._long: dict[str, Flag] = {}
         self._short: dict[str, Flag] = {}
 
-    def add(self, names: str, kind: str = "bool", default: Any = None, help: str = "",
-            dest: str | None = None, metavar: str = "") -> FlagSet:
+    def add(
+        self,
+        names: str,
+        kind: str = "bool",
+        default: Any = None,
+        help: str = "",
+        dest: str | None = None,
+        metavar: str = "",
+    ) -> FlagSet:
         """Declare a flag: names as "-d, --detach" or "--rm"."""
         short = long = ""
         for name in (n.strip() for n in names.split(",")):
@@ -115,8 +129,10 @@ class FlagSet:
         lines = [f"\nUsage:  {self.usage_line()}\n", self.description + "\n" if self.description else ""]
         lines.append("Options:")
         rows = []
-        for flag in [*self.flags, Flag("help", "" if "h" in self._short else "h", "bool", False,
-                                       "Print usage", "help")]:
+        for flag in [
+            *self.flags,
+            Flag("help", "" if "h" in self._short else "h", "bool", False, "Print usage", "help"),
+        ]:
             kind = "" if flag.kind == "bool" else f" {flag.metavar or flag.kind}"
             prefix = f"-{flag.short}, " if flag.short else "    "
             rows.append((f"  {prefix}--{flag.long}{kind}", flag.help))
@@ -151,7 +167,8 @@ class FlagSet:
             return StatusError(
                 1 if self.min_args == 0 or self.command not in ("run", "create") else 125,
                 f'"{PROG} {self.command}" {text}\n\nUsage:  {self.usage_line()}\n\n'
-                f"Run '{PROG} {self.command} --help' for more information")
+                f"Run '{PROG} {self.command} --help' for more information",
+            )
 
         plural = "argument" if self.min_args == 1 else "arguments"
         if self.max_args == 0 and args:
@@ -215,15 +232,21 @@ class FlagSet:
         options.changed.add(flag.dest)
         if flag.kind == "bool":
             if value not in _TRUE and value not in _FALSE:
-                raise UsageError(f'invalid argument "{value}" for "{flag.display}" flag: '
-                                 f'strconv.ParseBool: parsing "{value}": invalid syntax', self)
+                raise UsageError(
+                    f'invalid argument "{value}" for "{flag.display}" flag: '
+                    f'strconv.ParseBool: parsing "{value}": invalid syntax',
+                    self,
+                )
             options.values[flag.dest] = value in _TRUE
         elif flag.kind == "int":
             try:
                 options.values[flag.dest] = int(value)
             except ValueError as exc:
-                raise UsageError(f'invalid argument "{value}" for "{flag.display}" flag: '
-                                 f'strconv.ParseInt: parsing "{value}": invalid syntax', self) from exc
+                raise UsageError(
+                    f'invalid argument "{value}" for "{flag.display}" flag: '
+                    f'strconv.ParseInt: parsing "{value}": invalid syntax',
+                    self,
+                ) from exc
         elif flag.kind == "list":
             options.values[flag.dest].append(value)
         else:

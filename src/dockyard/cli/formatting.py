@@ -16,8 +16,19 @@ from dockyard.cli.units import human_duration, human_size
 TABLE_PREFIX = "table"
 ELLIPSIS = "…"
 
-__all__ = ["HISTORY_TABLE", "IMAGES_DIGEST_TABLE", "IMAGES_TABLE", "PS_TABLE", "ContainerRow", "HistoryRow",
-           "ImageRow", "TemplateError", "expand_image_rows", "render", "tabwrite"]
+__all__ = [
+    "HISTORY_TABLE",
+    "IMAGES_DIGEST_TABLE",
+    "IMAGES_TABLE",
+    "PS_TABLE",
+    "ContainerRow",
+    "HistoryRow",
+    "ImageRow",
+    "TemplateError",
+    "expand_image_rows",
+    "render",
+    "tabwrite",
+]
 
 
 # -------------------------------------------------------------------------------------------- tabwriter
@@ -34,8 +45,9 @@ def tabwrite(text: str, minwidth: int = 10, padding: int = 3) -> str:
     return "\n".join(out) + ("\n" if trailing_newline else "")
 
 
-def _format_block(lines: list[list[str]], line0: int, line1: int, widths: list[int], minwidth: int,
-                  padding: int, out: list[str]) -> None:
+def _format_block(
+    lines: list[list[str]], line0: int, line1: int, widths: list[int], minwidth: int, padding: int, out: list[str]
+) -> None:
     column = len(widths)
     this = line0
     while this < line1:
@@ -78,8 +90,7 @@ def prepare_format(fmt: str) -> tuple[bool, str]:
     return is_table, fmt
 
 
-def render(fmt: str, rows: Iterable[Any], headers: dict[str, str] | None = None,
-           default_table: str = "") -> str:
+def render(fmt: str, rows: Iterable[Any], headers: dict[str, str] | None = None, default_table: str = "") -> str:
     """Render rows with a user or default format; raises TemplateError for bad templates."""
     if fmt == "json":
         fmt = "{{json .}}"
@@ -143,6 +154,7 @@ def since(unix_seconds: float, now: float | None = None) -> str:
 
 def display_ports(ports: Sequence[dict[str, Any]]) -> str:
     """formatter.DisplayablePorts: ranges grouped, host mappings last."""
+
     def key(port: dict[str, Any]) -> tuple:
         return (port.get("PrivatePort", 0), port.get("PublicPort", 0), port.get("Type", ""), port.get("IP", ""))
 
@@ -182,12 +194,40 @@ def _form_group(key: str, first: int, last: int) -> str:
 class ContainerRow(FieldProvider):
     """One `ps` row: docker's ContainerContext fields over a /containers/json summary."""
 
-    fields = ("ID", "Image", "Command", "CreatedAt", "RunningFor", "Ports", "State", "Status", "Size",
-              "Names", "Labels", "Label", "Mounts", "Networks", "LocalVolumes")
-    headers = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
-               "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS",
-               "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS", "Label": "LABEL", "Mounts": "MOUNTS",
-               "Networks": "NETWORKS", "LocalVolumes": "LOCAL VOLUMES"}
+    fields = (
+        "ID",
+        "Image",
+        "Command",
+        "CreatedAt",
+        "RunningFor",
+        "Ports",
+        "State",
+        "Status",
+        "Size",
+        "Names",
+        "Labels",
+        "Label",
+        "Mounts",
+        "Networks",
+        "LocalVolumes",
+    )
+    headers = {
+        "ID": "CONTAINER ID",
+        "Image": "IMAGE",
+        "Command": "COMMAND",
+        "CreatedAt": "CREATED AT",
+        "RunningFor": "CREATED",
+        "Ports": "PORTS",
+        "State": "STATE",
+        "Status": "STATUS",
+        "Size": "SIZE",
+        "Names": "NAMES",
+        "Labels": "LABELS",
+        "Label": "LABEL",
+        "Mounts": "MOUNTS",
+        "Networks": "NETWORKS",
+        "LocalVolumes": "LOCAL VOLUMES",
+    }
 
     def __init__(self, summary: dict[str, Any], trunc: bool = True, now: float | None = None) -> None:
         self.c = summary
@@ -265,15 +305,36 @@ class ContainerRow(FieldProvider):
 class ImageRow(FieldProvider):
     """One `images` row (an image expanded per repository:tag)."""
 
-    fields = ("Repository", "Tag", "Digest", "ID", "CreatedSince", "CreatedAt", "Size", "Containers",
-              "SharedSize", "UniqueSize", "VirtualSize")
-    headers = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
-               "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
-               "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
-               "VirtualSize": "VIRTUAL SIZE"}
+    fields = (
+        "Repository",
+        "Tag",
+        "Digest",
+        "ID",
+        "CreatedSince",
+        "CreatedAt",
+        "Size",
+        "Containers",
+        "SharedSize",
+        "UniqueSize",
+        "VirtualSize",
+    )
+    headers = {
+        "Repository": "REPOSITORY",
+        "Tag": "TAG",
+        "Digest": "DIGEST",
+        "ID": "IMAGE ID",
+        "CreatedSince": "CREATED",
+        "CreatedAt": "CREATED AT",
+        "Size": "SIZE",
+        "Containers": "CONTAINERS",
+        "SharedSize": "SHARED SIZE",
+        "UniqueSize": "UNIQUE SIZE",
+        "VirtualSize": "VIRTUAL SIZE",
+    }
 
-    def __init__(self, summary: dict[str, Any], repo: str, tag: str, digest: str, trunc: bool = True,
-                 now: float | None = None) -> None:
+    def __init__(
+        self, summary: dict[str, Any], repo: str, tag: str, digest: str, trunc: bool = True, now: float | None = None
+    ) -> None:
         self.i = summary
         self.repo, self.tag, self.digest = repo, tag, digest
         self.trunc = trunc
@@ -318,8 +379,7 @@ class ImageRow(FieldProvider):
         return human_size(self.i.get("VirtualSize", self.i.get("Size")) or 0, 3)
 
 
-def expand_image_rows(images: list[dict[str, Any]], trunc: bool = True, now: float | None = None
-                      ) -> list[ImageRow]:
+def expand_image_rows(images: list[dict[str, Any]], trunc: bool = True, now: float | None = None) -> list[ImageRow]:
     """One row per repository:tag (and per untagged digest), `<none>` for dangling images."""
     rows: list[ImageRow] = []
     for image in images:
@@ -357,11 +417,16 @@ class HistoryRow(FieldProvider):
     """One `history` row."""
 
     fields = ("ID", "CreatedSince", "CreatedAt", "CreatedBy", "Size", "Comment")
-    headers = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
-               "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
+    headers = {
+        "ID": "IMAGE",
+        "CreatedSince": "CREATED",
+        "CreatedAt": "CREATED AT",
+        "CreatedBy": "CREATED BY",
+        "Size": "SIZE",
+        "Comment": "COMMENT",
+    }
 
-    def __init__(self, entry: dict[str, Any], trunc: bool = True, human: bool = True,
-                 now: float | None = None) -> None:
+    def __init__(self, entry: dict[str, Any], trunc: bool = True, human: bool = True, now: float | None = None) -> None:
         self.h = entry
         self.trunc = trunc
         self.human = human

@@ -39,31 +39,52 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("registry_client", "cmd_login"),
     "logout": ("registry_client", "cmd_logout"),
     "search": ("registry_client", "cmd_search"),
-    **{verb: ("container_ops", f"cmd_{verb}")
-       for verb in ("top", "stats", "cp", "diff", "commit", "update", "port")},
+    **{verb: ("container_ops", f"cmd_{verb}") for verb in ("top", "stats", "cp", "diff", "commit", "update", "port")},
 }
 
-_CONTAINER_VERBS = ("run", "create", "start", "stop", "kill", "restart", "logs", "wait", "rename",
-                    "export", "pause", "unpause", "exec", "attach")
+_CONTAINER_VERBS = (
+    "run",
+    "create",
+    "start",
+    "stop",
+    "kill",
+    "restart",
+    "logs",
+    "wait",
+    "rename",
+    "export",
+    "pause",
+    "unpause",
+    "exec",
+    "attach",
+)
 _IMAGE_VERBS = ("tag", "history", "import", "save", "load", "pull", "push")
 MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
     "container": {
         **{verb: COMMANDS[verb] for verb in _CONTAINER_VERBS},
-        "ls": COMMANDS["ps"], "list": COMMANDS["ps"], "ps": COMMANDS["ps"],
-        "rm": COMMANDS["rm"], "remove": COMMANDS["rm"],
+        "ls": COMMANDS["ps"],
+        "list": COMMANDS["ps"],
+        "ps": COMMANDS["ps"],
+        "rm": COMMANDS["rm"],
+        "remove": COMMANDS["rm"],
         "inspect": ("system", "cmd_container_inspect"),
         **{verb: COMMANDS[verb] for verb in ("top", "stats", "cp", "diff", "commit", "update", "port")},
         "prune": ("container_ops", "cmd_container_prune"),
     },
     "image": {
         **{verb: COMMANDS[verb] for verb in _IMAGE_VERBS},
-        "ls": COMMANDS["images"], "list": COMMANDS["images"],
-        "rm": COMMANDS["rmi"], "remove": COMMANDS["rmi"],
+        "ls": COMMANDS["images"],
+        "list": COMMANDS["images"],
+        "rm": COMMANDS["rmi"],
+        "remove": COMMANDS["rmi"],
         "inspect": ("system", "cmd_image_inspect"),
         "prune": ("container_ops", "cmd_image_prune"),
     },
-    "system": {"df": ("container_ops", "cmd_system_df"), "prune": ("container_ops", "cmd_system_prune"),
-               "info": COMMANDS["info"]},
+    "system": {
+        "df": ("container_ops", "cmd_system_df"),
+        "prune": ("container_ops", "cmd_system_prune"),
+        "info": COMMANDS["info"],
+    },
 }
 
 USAGE = """
@@ -122,8 +143,9 @@ def _split_globals(argv: list[str]) -> tuple[dict[str, str], list[str]]:
         elif arg in ("-D", "--debug", "--tls", "--tlsverify"):
             pass
         else:
-            raise _global_error(f"unknown flag: {name}" if arg.startswith("--") else
-                                f"unknown shorthand flag: '{arg[1:2]}' in {arg}")
+            raise _global_error(
+                f"unknown flag: {name}" if arg.startswith("--") else f"unknown shorthand flag: '{arg[1:2]}' in {arg}"
+            )
         i += 1
     return options, argv[i:]
 
@@ -167,8 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             if args[0] in MANAGEMENT:
                 sys.stdout.write(USAGE)
                 return 0
-            raise StatusError(1, f"dockyard: unknown command: dockyard {' '.join(args[:2])}\n\n"
-                                 "Run 'dockyard --help' for more information")
+            raise StatusError(
+                1,
+                f"dockyard: unknown command: dockyard {' '.join(args[:2])}\n\n"
+                "Run 'dockyard --help' for more information",
+            )
         module_name, function_name = target
         module = import_module(f"dockyard.cli.{module_name}")
         from dockyard.cli.common import Cli

@@ -67,16 +67,19 @@ def _stream_errors(run: Any) -> None:
 def cmd_pull(cli: Cli, argv: list[str], name: str = "pull") -> int:
     from dockyard.image.reference import ReferenceError, parse_normalized
 
-    fs = (FlagSet(name, "[OPTIONS] NAME[:TAG|@DIGEST]", "Download an image from a registry", min_args=1, max_args=1)
-          .add("-a, --all-tags", help="Download all tagged images in the repository")
-          .add("-q, --quiet", help="Suppress verbose output")
-          .add("--platform", "str", help="Set platform if server is multi-platform capable"))
+    fs = (
+        FlagSet(name, "[OPTIONS] NAME[:TAG|@DIGEST]", "Download an image from a registry", min_args=1, max_args=1)
+        .add("-a, --all-tags", help="Download all tagged images in the repository")
+        .add("-q, --quiet", help="Suppress verbose output")
+        .add("--platform", "str", help="Set platform if server is multi-platform capable")
+    )
     opts, args = fs.parse(argv)
     try:
         ref = parse_normalized(args[0])
     except ReferenceError as exc:
-        raise StatusError(1, f"invalid reference format: {exc}" if "invalid reference" not in str(exc)
-                          else str(exc)) from None
+        raise StatusError(
+            1, f"invalid reference format: {exc}" if "invalid reference" not in str(exc) else str(exc)
+        ) from None
     if opts.all_tags and (ref.tag or ref.digest):
         raise StatusError(1, "tag can't be used with --all-tags/-a")
     tag: str | None
@@ -88,8 +91,7 @@ def cmd_pull(cli: Cli, argv: list[str], name: str = "pull") -> int:
         if not ref.tag and not opts.quiet:
             cli.print("Using default tag: latest")
         tag = ref.tag or "latest"
-    response = cli.client.pull_image(ref.familiar_name, tag, platform=opts.platform or None,
-                                     auth=auth_for(args[0]))
+    response = cli.client.pull_image(ref.familiar_name, tag, platform=opts.platform or None, auth=auth_for(args[0]))
     _stream_errors(lambda: render_progress(cli, response, opts.quiet))
     if not opts.all_tags:
         shown = ref.name + (f"@{ref.digest}" if ref.digest else f":{tag}")
@@ -100,10 +102,12 @@ def cmd_pull(cli: Cli, argv: list[str], name: str = "pull") -> int:
 def cmd_push(cli: Cli, argv: list[str], name: str = "push") -> int:
     from dockyard.image.reference import parse_normalized
 
-    fs = (FlagSet(name, "[OPTIONS] NAME[:TAG]", "Upload an image to a registry", min_args=1, max_args=1)
-          .add("-a, --all-tags", help="Push all tags of an image to the repository")
-          .add("-q, --quiet", help="Suppress verbose output")
-          .add("--platform", "str", help="Push a platform-specific manifest as a single-platform image"))
+    fs = (
+        FlagSet(name, "[OPTIONS] NAME[:TAG]", "Upload an image to a registry", min_args=1, max_args=1)
+        .add("-a, --all-tags", help="Push all tags of an image to the repository")
+        .add("-q, --quiet", help="Suppress verbose output")
+        .add("--platform", "str", help="Push a platform-specific manifest as a single-platform image")
+    )
     opts, args = fs.parse(argv)
     ref = parse_normalized(args[0])
     if ref.digest:
@@ -130,11 +134,17 @@ def _read_password_stdin() -> str:
 def cmd_login(cli: Cli, argv: list[str], name: str = "login") -> int:
     from dockyard.distribution.client.credentials import DOCKER_HUB_INDEX, AuthConfig, registry_key, save_auth
 
-    fs = (FlagSet(name, "[OPTIONS] [SERVER]", "Authenticate to a registry.\nDefaults to Docker Hub if no "
-                  "server is specified.", max_args=1)
-          .add("-u, --username", "str", help="Username")
-          .add("-p, --password", "str", help="Password or Personal Access Token (PAT)")
-          .add("--password-stdin", help="Take the Password or Personal Access Token (PAT) from stdin"))
+    fs = (
+        FlagSet(
+            name,
+            "[OPTIONS] [SERVER]",
+            "Authenticate to a registry.\nDefaults to Docker Hub if no server is specified.",
+            max_args=1,
+        )
+        .add("-u, --username", "str", help="Username")
+        .add("-p, --password", "str", help="Password or Personal Access Token (PAT)")
+        .add("--password-stdin", help="Take the Password or Personal Access Token (PAT) from stdin")
+    )
     opts, args = fs.parse(argv)
     server = registry_key(args[0]) if args else DOCKER_HUB_INDEX
     username, password = opts.username, opts.password
@@ -180,8 +190,12 @@ def _prompt(cli: Cli, username: str, password: str) -> tuple[str, str]:
 def cmd_logout(cli: Cli, argv: list[str], name: str = "logout") -> int:
     from dockyard.distribution.client.credentials import DOCKER_HUB_INDEX, registry_key, remove_auth
 
-    fs = FlagSet(name, "[SERVER]", "Log out from a registry.\nIf no server is specified, the default is defined "
-                 "by the daemon.", max_args=1)
+    fs = FlagSet(
+        name,
+        "[SERVER]",
+        "Log out from a registry.\nIf no server is specified, the default is defined by the daemon.",
+        max_args=1,
+    )
     _, args = fs.parse(argv)
     server = registry_key(args[0]) if args else DOCKER_HUB_INDEX
     if not remove_auth(server):
@@ -195,8 +209,13 @@ class SearchRow(FieldProvider):
     """One `search` result (docker's searchContext)."""
 
     fields = ("Name", "Description", "StarCount", "IsOfficial", "IsAutomated")
-    headers = {"Name": "NAME", "Description": "DESCRIPTION", "StarCount": "STARS", "IsOfficial": "OFFICIAL",
-               "IsAutomated": "AUTOMATED"}
+    headers = {
+        "Name": "NAME",
+        "Description": "DESCRIPTION",
+        "StarCount": "STARS",
+        "IsOfficial": "OFFICIAL",
+        "IsAutomated": "AUTOMATED",
+    }
 
     def __init__(self, result: dict[str, Any], trunc: bool) -> None:
         self.r = result
@@ -225,15 +244,21 @@ def cmd_search(cli: Cli, argv: list[str], name: str = "search") -> int:
     from dockyard.cli.containers import parse_filters
     from dockyard.cli.formatting import render
 
-    fs = (FlagSet(name, "[OPTIONS] TERM", "Search Docker Hub for images", min_args=1, max_args=1)
-          .add("-f, --filter", "list", help="Filter output based on conditions provided")
-          .add("--format", "str", help="Pretty-print search using a Go template")
-          .add("--limit", "int", help="Max number of search results")
-          .add("--no-trunc", help="Don't truncate output"))
+    fs = (
+        FlagSet(name, "[OPTIONS] TERM", "Search Docker Hub for images", min_args=1, max_args=1)
+        .add("-f, --filter", "list", help="Filter output based on conditions provided")
+        .add("--format", "str", help="Pretty-print search using a Go template")
+        .add("--limit", "int", help="Max number of search results")
+        .add("--no-trunc", help="Don't truncate output")
+    )
     opts, args = fs.parse(argv)
     term = args[0]
-    results = cli.client.search_images(term, limit=opts.limit or None, filters=parse_filters(opts.filter),
-                                       auth=auth_for_registry(search_registry(term)))
+    results = cli.client.search_images(
+        term,
+        limit=opts.limit or None,
+        filters=parse_filters(opts.filter),
+        auth=auth_for_registry(search_registry(term)),
+    )
     rows = [SearchRow(r, trunc=not opts.no_trunc) for r in results]
     cli.out.write(render(opts.format or "table", rows, SearchRow.headers, SEARCH_TABLE))
     return 0

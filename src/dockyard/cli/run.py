@@ -16,43 +16,45 @@ RUN_USAGE = "[OPTIONS] IMAGE [COMMAND] [ARG...]"
 
 def add_container_flags(fs: FlagSet) -> FlagSet:
     """The flags shared by run and create (docker's containerOptions)."""
-    return (fs.add("-a, --attach", "list", help="Attach to STDIN, STDOUT or STDERR")
-            .add("-e, --env", "list", help="Set environment variables")
-            .add("--env-file", "list", help="Read in a file of environment variables")
-            .add("-i, --interactive", help="Keep STDIN open even if not attached")
-            .add("-t, --tty", help="Allocate a pseudo-TTY")
-            .add("-w, --workdir", "str", help="Working directory inside the container")
-            .add("-u, --user", "str", help="Username or UID (format: <name|uid>[:<group|gid>])")
-            .add("--entrypoint", "str", help="Overwrite the default ENTRYPOINT of the image")
-            .add("--name", "str", help="Assign a name to the container")
-            .add("-h, --hostname", "str", help="Container host name")
-            .add("--domainname", "str", help="Container NIS domain name")
-            .add("--runtime", "str", help="Runtime to use for this container")
-            .add("-m, --memory", "str", help="Memory limit")
-            .add("--memory-swap", "str", help="Swap limit equal to memory plus swap: '-1' to enable unlimited")
-            .add("--cpus", "str", help="Number of CPUs")
-            .add("-c, --cpu-shares", "int", help="CPU shares (relative weight)")
-            .add("--pids-limit", "int", help="Tune container pids limit (set -1 for unlimited)")
-            .add("--read-only", help="Mount the container's root filesystem as read only")
-            .add("-l, --label", "list", help="Set meta data on a container")
-            .add("--stop-signal", "str", help="Signal to stop the container")
-            .add("--stop-timeout", "int", help="Timeout (in seconds) to stop a container")
-            .add("--privileged", help="Give extended privileges to this container")
-            .add("--cap-add", "list", help="Add Linux capabilities")
-            .add("--cap-drop", "list", help="Drop Linux capabilities")
-            .add("--ulimit", "list", help="Ulimit options")
-            .add("--shm-size", "str", help="Size of /dev/shm")
-            .add("--security-opt", "list", help="Security Options")
-            .add("--init", help="Run an init inside the container that forwards signals and reaps processes")
-            .add("-v, --volume", "list", help="Bind mount a volume")
-            .add("-p, --publish", "list", help="Publish a container's port(s) to the host")
-            .add("--network", "str", help="Connect a container to a network", dest="network")
-            .add("--net", "str", help="Connect a container to a network", dest="network")
-            .add("--restart", "str", help="Restart policy to apply when a container exits")
-            .add("--platform", "str", help="Set platform if server is multi-platform capable")
-            .add("--cidfile", "str", help="Write the container ID to the file")
-            .add("--pull", "str", default="missing", help='Pull image before running ("always", "missing", "never")')
-            .add("-q, --quiet", help="Suppress the pull output"))
+    return (
+        fs.add("-a, --attach", "list", help="Attach to STDIN, STDOUT or STDERR")
+        .add("-e, --env", "list", help="Set environment variables")
+        .add("--env-file", "list", help="Read in a file of environment variables")
+        .add("-i, --interactive", help="Keep STDIN open even if not attached")
+        .add("-t, --tty", help="Allocate a pseudo-TTY")
+        .add("-w, --workdir", "str", help="Working directory inside the container")
+        .add("-u, --user", "str", help="Username or UID (format: <name|uid>[:<group|gid>])")
+        .add("--entrypoint", "str", help="Overwrite the default ENTRYPOINT of the image")
+        .add("--name", "str", help="Assign a name to the container")
+        .add("-h, --hostname", "str", help="Container host name")
+        .add("--domainname", "str", help="Container NIS domain name")
+        .add("--runtime", "str", help="Runtime to use for this container")
+        .add("-m, --memory", "str", help="Memory limit")
+        .add("--memory-swap", "str", help="Swap limit equal to memory plus swap: '-1' to enable unlimited")
+        .add("--cpus", "str", help="Number of CPUs")
+        .add("-c, --cpu-shares", "int", help="CPU shares (relative weight)")
+        .add("--pids-limit", "int", help="Tune container pids limit (set -1 for unlimited)")
+        .add("--read-only", help="Mount the container's root filesystem as read only")
+        .add("-l, --label", "list", help="Set meta data on a container")
+        .add("--stop-signal", "str", help="Signal to stop the container")
+        .add("--stop-timeout", "int", help="Timeout (in seconds) to stop a container")
+        .add("--privileged", help="Give extended privileges to this container")
+        .add("--cap-add", "list", help="Add Linux capabilities")
+        .add("--cap-drop", "list", help="Drop Linux capabilities")
+        .add("--ulimit", "list", help="Ulimit options")
+        .add("--shm-size", "str", help="Size of /dev/shm")
+        .add("--security-opt", "list", help="Security Options")
+        .add("--init", help="Run an init inside the container that forwards signals and reaps processes")
+        .add("-v, --volume", "list", help="Bind mount a volume")
+        .add("-p, --publish", "list", help="Publish a container's port(s) to the host")
+        .add("--network", "str", help="Connect a container to a network", dest="network")
+        .add("--net", "str", help="Connect a container to a network", dest="network")
+        .add("--restart", "str", help="Restart policy to apply when a container exits")
+        .add("--platform", "str", help="Set platform if server is multi-platform capable")
+        .add("--cidfile", "str", help="Write the container ID to the file")
+        .add("--pull", "str", default="missing", help='Pull image before running ("always", "missing", "never")')
+        .add("-q, --quiet", help="Suppress the pull output")
+    )
 
 
 def _flagset(command: str, description: str) -> FlagSet:
@@ -62,10 +64,12 @@ def _flagset(command: str, description: str) -> FlagSet:
 
 def run_flagset(command: str = "run") -> FlagSet:
     fs = _flagset(command, "Create and run a new container from an image")
-    return (fs.add("-d, --detach", help="Run container in background and print container ID")
-            .add("--rm", help="Automatically remove the container and its associated anonymous volumes when it exits")
-            .add("--sig-proxy", default=True, help="Proxy received signals to the process")
-            .add("--detach-keys", "str", help="Override the key sequence for detaching a container"))
+    return (
+        fs.add("-d, --detach", help="Run container in background and print container ID")
+        .add("--rm", help="Automatically remove the container and its associated anonymous volumes when it exits")
+        .add("--sig-proxy", default=True, help="Proxy received signals to the process")
+        .add("--detach-keys", "str", help="Override the key sequence for detaching a container")
+    )
 
 
 def _security_opt(value: str) -> str:
@@ -82,7 +86,8 @@ def _security_opt(value: str) -> str:
 
 def create_flagset(command: str = "create") -> FlagSet:
     return _flagset(command, "Create a new container").add(
-        "--rm", help="Automatically remove the container when it exits")
+        "--rm", help="Automatically remove the container when it exits"
+    )
 
 
 # ------------------------------------------------------------------------------------------ body
@@ -149,8 +154,9 @@ def parse_cpus(value: str) -> int:
     try:
         cpus = float(value)
     except ValueError as exc:
-        raise ValueError(f'invalid argument "{value}" for "--cpus" flag: failed to parse {value} as a '
-                         "rational number") from exc
+        raise ValueError(
+            f'invalid argument "{value}" for "--cpus" flag: failed to parse {value} as a rational number'
+        ) from exc
     nano = cpus * 1e9
     if nano != int(nano) or cpus < 0:
         raise ValueError(f'invalid argument "{value}" for "--cpus" flag: value is too precise')
@@ -164,7 +170,7 @@ def _ports(specs: list[str]) -> tuple[dict[str, dict], dict[str, list[dict[str, 
     for spec in specs:
         spec, _, proto = spec.partition("/")
         parts = spec.rsplit(":", 2)
-        host_ip, host_port, container_port = ([""] * (3 - len(parts)) + parts)
+        host_ip, host_port, container_port = [""] * (3 - len(parts)) + parts
         if not container_port.isdigit():
             raise ValueError(f"invalid containerPort: {container_port}")
         key = f"{container_port}/{proto or 'tcp'}"
@@ -178,8 +184,9 @@ def _restart_policy(value: str) -> dict[str, Any]:
     return {"Name": name or "no", "MaximumRetryCount": int(count) if count else 0}
 
 
-def build_create_body(opts: Options, image: str, command: list[str], detach: bool = False,
-                      tty_size: tuple[int, int] | None = None) -> dict[str, Any]:
+def build_create_body(
+    opts: Options, image: str, command: list[str], detach: bool = False, tty_size: tuple[int, int] | None = None
+) -> dict[str, Any]:
     """Translate parsed flags into the POST /containers/create body (docker's parse())."""
     try:
         return _build_create_body(opts, image, command, detach, tty_size)
@@ -187,8 +194,9 @@ def build_create_body(opts: Options, image: str, command: list[str], detach: boo
         raise StatusError(125, f"dockyard: {exc}.\nSee 'dockyard run --help'.") from exc
 
 
-def _build_create_body(opts: Options, image: str, command: list[str], detach: bool,
-                       tty_size: tuple[int, int] | None) -> dict[str, Any]:
+def _build_create_body(
+    opts: Options, image: str, command: list[str], detach: bool, tty_size: tuple[int, int] | None
+) -> dict[str, Any]:
     attach = {stream.lower() for stream in opts.attach}
     for stream in attach:
         if stream not in ("stdin", "stdout", "stderr"):
@@ -212,8 +220,7 @@ def _build_create_body(opts: Options, image: str, command: list[str], detach: bo
         "Ulimits": [parse_ulimit(u) for u in opts.ulimit] or None,
         "Binds": opts.volume or None,
         "NetworkMode": opts.network or "default",
-        "RestartPolicy": _restart_policy(opts.restart) if opts.restart else {"Name": "no",
-                                                                             "MaximumRetryCount": 0},
+        "RestartPolicy": _restart_policy(opts.restart) if opts.restart else {"Name": "no", "MaximumRetryCount": 0},
         "Memory": ram_in_bytes(opts.memory) if opts.memory else 0,
         "NanoCpus": parse_cpus(opts.cpus) if opts.cpus else 0,
         "CpuShares": opts.cpu_shares,
@@ -269,8 +276,11 @@ def _build_create_body(opts: Options, image: str, command: list[str], detach: bo
 def exit_code_for_start_error(message: str) -> int:
     """docker/cli runStartContainerErr: 127 not found, 126 not executable, else 125."""
     text = message.removeprefix("Error response from daemon: ")
-    if "executable file not found" in text or "no such file or directory" in text \
-            or "system cannot find the file specified" in text:
+    if (
+        "executable file not found" in text
+        or "no such file or directory" in text
+        or "system cannot find the file specified" in text
+    ):
         return 127
     if "permission denied" in text or "is a directory" in text or "not executable" in text:
         return 126
@@ -310,8 +320,15 @@ def pull_image(cli: Cli, image: str, quiet: bool = False, out: Any = None) -> No
     display_messages(messages, out, tty=out.isatty())
 
 
-def create_container(cli: Cli, body: dict[str, Any], name: str | None, pull: str = "missing",
-                     quiet: bool = False, platform: str | None = None, command: str = "run") -> str:
+def create_container(
+    cli: Cli,
+    body: dict[str, Any],
+    name: str | None,
+    pull: str = "missing",
+    quiet: bool = False,
+    platform: str | None = None,
+    command: str = "run",
+) -> str:
     """POST /containers/create, pulling once on "No such image" as docker does; returns the id."""
     from dockyard.client.errors import APIError, ClientError
 
@@ -341,8 +358,9 @@ def create_container(cli: Cli, body: dict[str, Any], name: str | None, pull: str
 
 def _write_cidfile(path: str, container_id: str) -> None:
     if os.path.exists(path):
-        raise StatusError(125, run_error(f"container ID file found, make sure the other container isn't "
-                                         f"running or delete {path}"))
+        raise StatusError(
+            125, run_error(f"container ID file found, make sure the other container isn't running or delete {path}")
+        )
     with open(path, "w", encoding="utf-8") as f:
         f.write(container_id)
 
@@ -352,8 +370,9 @@ def cmd_create(cli: Cli, argv: list[str], name: str = "create") -> int:
     body = build_create_body(opts, args[0], args[1:], tty_size=_tty_size(opts))
     if opts.cidfile and os.path.exists(opts.cidfile):
         _write_cidfile(opts.cidfile, "")
-    container_id = create_container(cli, body, opts.name or None, opts.pull, opts.quiet,
-                                    opts.platform or None, command=name)
+    container_id = create_container(
+        cli, body, opts.name or None, opts.pull, opts.quiet, opts.platform or None, command=name
+    )
     if opts.cidfile:
         _write_cidfile(opts.cidfile, container_id)
     cli.print(container_id)
@@ -375,8 +394,9 @@ def cmd_run(cli: Cli, argv: list[str], name: str = "run") -> int:
         raise StatusError(1, "the input device is not a TTY")
     if opts.cidfile and os.path.exists(opts.cidfile):
         _write_cidfile(opts.cidfile, "")
-    container_id = create_container(cli, body, opts.name or None, opts.pull, opts.quiet,
-                                    opts.platform or None, command=name)
+    container_id = create_container(
+        cli, body, opts.name or None, opts.pull, opts.quiet, opts.platform or None, command=name
+    )
     if opts.cidfile:
         _write_cidfile(opts.cidfile, container_id)
     if opts.detach:
@@ -397,8 +417,14 @@ def _start_or_fail(cli: Cli, container_id: str, wait: Any) -> None:
         raise StatusError(exit_code_for_start_error(str(exc)), run_error(str(exc), with_help=False)) from exc
 
 
-def attach_start_wait(cli: Cli, container_id: str, config: dict[str, Any], auto_remove: bool,
-                      sig_proxy: bool = True, detach_keys: str | None = None) -> int:
+def attach_start_wait(
+    cli: Cli,
+    container_id: str,
+    config: dict[str, Any],
+    auto_remove: bool,
+    sig_proxy: bool = True,
+    detach_keys: str | None = None,
+) -> int:
     """attach (hijack) before start, open the wait, start, pump I/O, return the exit status."""
     import threading
 
@@ -416,8 +442,13 @@ def attach_start_wait(cli: Cli, container_id: str, config: dict[str, Any], auto_
     stdin = bool(config.get("AttachStdin"))
     keys = detach_key_bytes(detach_keys) if tty and stdin else b""
     detached = threading.Event()
-    conn = client.attach_container(container_id, stdin=stdin, stdout=bool(config.get("AttachStdout")),
-                                   stderr=bool(config.get("AttachStderr")), detach_keys=detach_keys)
+    conn = client.attach_container(
+        container_id,
+        stdin=stdin,
+        stdout=bool(config.get("AttachStdout")),
+        stderr=bool(config.get("AttachStderr")),
+        detach_keys=detach_keys,
+    )
     restores = []
     try:
         wait = client.open_wait(container_id, "removed" if auto_remove else "next-exit")

@@ -17,8 +17,18 @@ if TYPE_CHECKING:
     from dockyard.client.transport import HijackedConnection
 
 # Signals not proxied to the container (docker's signal.ForwardAllSignals skips these).
-_NOT_PROXIED = {"SIGCHLD", "SIGPIPE", "SIGURG", "SIGWINCH", "SIGKILL", "SIGSTOP", "SIGCONT", "SIGTTIN",
-                "SIGTTOU", "SIGTSTP"}
+_NOT_PROXIED = {
+    "SIGCHLD",
+    "SIGPIPE",
+    "SIGURG",
+    "SIGWINCH",
+    "SIGKILL",
+    "SIGSTOP",
+    "SIGCONT",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGTSTP",
+}
 
 
 def copy_output(frames: Iterator[tuple[int, bytes]], stdout: BinaryIO, stderr: BinaryIO) -> None:
@@ -29,8 +39,9 @@ def copy_output(frames: Iterator[tuple[int, bytes]], stdout: BinaryIO, stderr: B
         sink.flush()
 
 
-def forward_stdin(conn: HijackedConnection, fd: int = 0, detach_keys: bytes = b"",
-                  detached: threading.Event | None = None) -> threading.Thread:
+def forward_stdin(
+    conn: HijackedConnection, fd: int = 0, detach_keys: bytes = b"", detached: threading.Event | None = None
+) -> threading.Thread:
     """Copy local stdin to the hijacked socket in a thread; half-close at EOF so output keeps flowing.
 
     With `detach_keys` (a tty session), typing them sets `detached` and ends the session (docker's

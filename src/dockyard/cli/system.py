@@ -18,12 +18,19 @@ def cmd_version(cli: Cli, argv: list[str], name: str = "version") -> int:
     from dockyard import __version__
     from dockyard.client.transport import API_VERSION
 
-    fs = (FlagSet(name, "[OPTIONS]", "Show the dockyard version information", max_args=0)
-          .add("-f, --format", "str", help="Format output using a custom template"))
+    fs = FlagSet(name, "[OPTIONS]", "Show the dockyard version information", max_args=0).add(
+        "-f, --format", "str", help="Format output using a custom template"
+    )
     opts, _ = fs.parse(argv)
-    client_info = {"Version": __version__, "ApiVersion": API_VERSION, "DefaultAPIVersion": API_VERSION,
-                   "GoVersion": f"python{platform.python_version()}", "Os": sys.platform,
-                   "Arch": _GO_ARCH.get(platform.machine(), platform.machine()), "Context": "default"}
+    client_info = {
+        "Version": __version__,
+        "ApiVersion": API_VERSION,
+        "DefaultAPIVersion": API_VERSION,
+        "GoVersion": f"python{platform.python_version()}",
+        "Os": sys.platform,
+        "Arch": _GO_ARCH.get(platform.machine(), platform.machine()),
+        "Context": "default",
+    }
     if opts.format:
         from dockyard.cli.formatting import render
 
@@ -34,8 +41,13 @@ def cmd_version(cli: Cli, argv: list[str], name: str = "version") -> int:
             cli.out.write(render(opts.format, [{"Client": client_info, "Server": server}]))
         return 0
     cli.print("Client:")
-    for label, key in (("Version", "Version"), ("API version", "ApiVersion"), ("Python version", "GoVersion"),
-                       ("OS/Arch", None), ("Context", "Context")):
+    for label, key in (
+        ("Version", "Version"),
+        ("API version", "ApiVersion"),
+        ("Python version", "GoVersion"),
+        ("OS/Arch", None),
+        ("Context", "Context"),
+    ):
         value = f"{client_info['Os']}/{client_info['Arch']}" if key is None else client_info[key]
         cli.print(f" {label + ':':<19}{value}")
     cli.out.flush()
@@ -45,11 +57,15 @@ def cmd_version(cli: Cli, argv: list[str], name: str = "version") -> int:
     cli.print(" Engine:")
     api = server.get("ApiVersion", "")
     minimum = server.get("MinAPIVersion")
-    rows = [("Version", server.get("Version", "")),
-            ("API version", f"{api} (minimum version {minimum})" if minimum else api),
-            ("Go version", server.get("GoVersion", "")), ("Git commit", server.get("GitCommit", "")),
-            ("Built", server.get("BuildTime", "")), ("OS/Arch", f"{server.get('Os', '')}/{server.get('Arch', '')}"),
-            ("Experimental", str(server.get("Experimental", False)).lower())]
+    rows = [
+        ("Version", server.get("Version", "")),
+        ("API version", f"{api} (minimum version {minimum})" if minimum else api),
+        ("Go version", server.get("GoVersion", "")),
+        ("Git commit", server.get("GitCommit", "")),
+        ("Built", server.get("BuildTime", "")),
+        ("OS/Arch", f"{server.get('Os', '')}/{server.get('Arch', '')}"),
+        ("Experimental", str(server.get("Experimental", False)).lower()),
+    ]
     for label, value in rows:
         cli.print(f"  {label + ':':<18}{value}")
     return 0
@@ -58,8 +74,9 @@ def cmd_version(cli: Cli, argv: list[str], name: str = "version") -> int:
 def cmd_info(cli: Cli, argv: list[str], name: str = "info") -> int:
     from dockyard import __version__
 
-    fs = (FlagSet(name, "[OPTIONS]", "Display system-wide information", max_args=0)
-          .add("-f, --format", "str", help="Format output using a custom template"))
+    fs = FlagSet(name, "[OPTIONS]", "Display system-wide information", max_args=0).add(
+        "-f, --format", "str", help="Format output using a custom template"
+    )
     opts, _ = fs.parse(argv)
     info = cli.client.info()
     if opts.format:
@@ -67,20 +84,34 @@ def cmd_info(cli: Cli, argv: list[str], name: str = "info") -> int:
 
         cli.out.write(render(opts.format, [info]))
         return 0
-    lines = ["Client:", f" Version:    {__version__}", " Context:    default", " Debug Mode: false", "",
-             "Server:",
-             f" Containers: {info.get('Containers', 0)}",
-             f"  Running: {info.get('ContainersRunning', 0)}",
-             f"  Paused: {info.get('ContainersPaused', 0)}",
-             f"  Stopped: {info.get('ContainersStopped', 0)}",
-             f" Images: {info.get('Images', 0)}",
-             f" Server Version: {info.get('ServerVersion', '')}",
-             f" Storage Driver: {info.get('Driver', '')}"]
-    for key, label in (("CgroupDriver", "Cgroup Driver"), ("CgroupVersion", "Cgroup Version"),
-                       ("DefaultRuntime", "Default Runtime"), ("KernelVersion", "Kernel Version"),
-                       ("OperatingSystem", "Operating System"), ("OSType", "OSType"),
-                       ("Architecture", "Architecture"), ("NCPU", "CPUs"), ("Name", "Name"),
-                       ("ID", "ID"), ("DockerRootDir", "Docker Root Dir")):
+    lines = [
+        "Client:",
+        f" Version:    {__version__}",
+        " Context:    default",
+        " Debug Mode: false",
+        "",
+        "Server:",
+        f" Containers: {info.get('Containers', 0)}",
+        f"  Running: {info.get('ContainersRunning', 0)}",
+        f"  Paused: {info.get('ContainersPaused', 0)}",
+        f"  Stopped: {info.get('ContainersStopped', 0)}",
+        f" Images: {info.get('Images', 0)}",
+        f" Server Version: {info.get('ServerVersion', '')}",
+        f" Storage Driver: {info.get('Driver', '')}",
+    ]
+    for key, label in (
+        ("CgroupDriver", "Cgroup Driver"),
+        ("CgroupVersion", "Cgroup Version"),
+        ("DefaultRuntime", "Default Runtime"),
+        ("KernelVersion", "Kernel Version"),
+        ("OperatingSystem", "Operating System"),
+        ("OSType", "OSType"),
+        ("Architecture", "Architecture"),
+        ("NCPU", "CPUs"),
+        ("Name", "Name"),
+        ("ID", "ID"),
+        ("DockerRootDir", "Docker Root Dir"),
+    ):
         if key in info:
             lines.append(f" {label}: {info[key]}")
     if "MemTotal" in info:
@@ -148,10 +179,11 @@ def inspect_objects(cli: Cli, names: list[str], kind: str | None, fmt: str, size
 
 
 def _inspect_flags(name: str, with_type: bool) -> FlagSet:
-    fs = (FlagSet(name, "[OPTIONS] NAME|ID [NAME|ID...]", "Return low-level information on objects",
-                  min_args=1)
-          .add("-f, --format", "str", help="Format output using a custom template")
-          .add("-s, --size", help="Display total file sizes if the type is container"))
+    fs = (
+        FlagSet(name, "[OPTIONS] NAME|ID [NAME|ID...]", "Return low-level information on objects", min_args=1)
+        .add("-f, --format", "str", help="Format output using a custom template")
+        .add("-s, --size", help="Display total file sizes if the type is container")
+    )
     return fs.add("--type", "str", help="Only inspect objects of the given type") if with_type else fs
 
 

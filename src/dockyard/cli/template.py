@@ -243,8 +243,14 @@ LAZY = {"and", "or"}  # short-circuit, evaluated by the executor
 # Headers of `table` formats render through the same template; these functions pass strings through.
 HEADER_FUNCTIONS: dict[str, Callable[..., Any]] = {
     **FUNCTIONS,
-    "json": lambda v: v, "join": lambda v, _s: v, "split": lambda v, _s: v, "title": lambda v: v,
-    "lower": lambda v: v, "upper": lambda v: v, "truncate": lambda v, _n: v, "pad": lambda v, _a, _b: v,
+    "json": lambda v: v,
+    "join": lambda v, _s: v,
+    "split": lambda v, _s: v,
+    "title": lambda v: v,
+    "lower": lambda v: v,
+    "upper": lambda v: v,
+    "truncate": lambda v, _n: v,
+    "pad": lambda v, _a, _b: v,
 }
 
 # ---------------------------------------------------------------------------------------------- nodes
@@ -326,8 +332,13 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
         kind = match.lastgroup or ""
         value = match.group(kind)
         # A field right after `)` or a variable, without space, is a chain on that value.
-        if kind == "field" and value != "." and match.start(kind) == pos and tokens and \
-                (tokens[-1][1] == ")" or tokens[-1][0] == "var"):
+        if (
+            kind == "field"
+            and value != "."
+            and match.start(kind) == pos
+            and tokens
+            and (tokens[-1][1] == ")" or tokens[-1][0] == "var")
+        ):
             kind = "chain"
         tokens.append((kind, value))
         pos = match.end()
@@ -345,13 +356,16 @@ def _split_actions(source: str) -> list[tuple[str, str]]:
             break
         text = source[pos:start]
         inner_start = start + 2
-        if source.startswith("- ", inner_start) or source.startswith("-\t", inner_start) or \
-                source.startswith("-\n", inner_start):
+        if (
+            source.startswith("- ", inner_start)
+            or source.startswith("-\t", inner_start)
+            or source.startswith("-\n", inner_start)
+        ):
             text = text.rstrip(" \t\r\n")
             inner_start += 1
         end = source.find("}}", inner_start)
         if end < 0:
-            raise TemplateError('template: :1: unclosed action')
+            raise TemplateError("template: :1: unclosed action")
         inner = source[inner_start:end]
         pos = end + 2
         if inner.endswith(" -") or inner.endswith("\t-") or inner.endswith("\n-"):

@@ -41,8 +41,9 @@ def encode_auth(auth: dict[str, Any] | None) -> str:
 class APIClient:
     """A thin, typed mapping of the Docker Engine API (v1.47) over one Transport."""
 
-    def __init__(self, host: Host | str | None = None, api_version: str = API_VERSION,
-                 timeout: float | None = None) -> None:
+    def __init__(
+        self, host: Host | str | None = None, api_version: str = API_VERSION, timeout: float | None = None
+    ) -> None:
         self.transport = Transport(host, api_version=api_version, timeout=timeout)
 
     @property
@@ -74,14 +75,20 @@ class APIClient:
         return self.transport.request("GET", "/events", params=params, timeout=None)
 
     # -- containers ------------------------------------------------------------------------------
-    def containers(self, all: bool = False, limit: int | None = None, size: bool = False,
-                   filters: Filters = None) -> list[dict[str, Any]]:
-        params = {"all": all or None, "limit": limit if limit and limit > 0 else None,
-                  "size": size or None, "filters": encode_filters(filters)}
+    def containers(
+        self, all: bool = False, limit: int | None = None, size: bool = False, filters: Filters = None
+    ) -> list[dict[str, Any]]:
+        params = {
+            "all": all or None,
+            "limit": limit if limit and limit > 0 else None,
+            "size": size or None,
+            "filters": encode_filters(filters),
+        }
         return self._json("GET", "/containers/json", params)
 
-    def create_container(self, body: dict[str, Any], name: str | None = None,
-                         platform: str | None = None) -> dict[str, Any]:
+    def create_container(
+        self, body: dict[str, Any], name: str | None = None, platform: str | None = None
+    ) -> dict[str, Any]:
         """POST /containers/create; returns `{"Id": ..., "Warnings": [...]}`."""
         return self._json("POST", "/containers/create", {"name": name or None, "platform": platform}, body)
 
@@ -92,19 +99,19 @@ class APIClient:
         self._call("POST", f"/containers/{_p(container)}/start", {"detachKeys": detach_keys})
 
     def stop_container(self, container: str, timeout: int | None = None, signal: str | None = None) -> None:
-        self.transport.request("POST", f"/containers/{_p(container)}/stop",
-                               params={"t": timeout, "signal": signal}, timeout=None).content()
+        self.transport.request(
+            "POST", f"/containers/{_p(container)}/stop", params={"t": timeout, "signal": signal}, timeout=None
+        ).content()
 
-    def restart_container(self, container: str, timeout: int | None = None,
-                          signal: str | None = None) -> None:
-        self.transport.request("POST", f"/containers/{_p(container)}/restart",
-                               params={"t": timeout, "signal": signal}, timeout=None).content()
+    def restart_container(self, container: str, timeout: int | None = None, signal: str | None = None) -> None:
+        self.transport.request(
+            "POST", f"/containers/{_p(container)}/restart", params={"t": timeout, "signal": signal}, timeout=None
+        ).content()
 
     def kill_container(self, container: str, signal: str | int | None = None) -> None:
         self._call("POST", f"/containers/{_p(container)}/kill", {"signal": signal})
 
-    def remove_container(self, container: str, force: bool = False, volumes: bool = False,
-                         link: bool = False) -> None:
+    def remove_container(self, container: str, force: bool = False, volumes: bool = False, link: bool = False) -> None:
         params = {"force": force or None, "v": volumes or None, "link": link or None}
         self._call("DELETE", f"/containers/{_p(container)}", params)
 
@@ -128,26 +135,59 @@ class APIClient:
 
         Opening the wait before start is what makes `next-exit` race-free in `run`.
         """
-        return self.transport.request("POST", f"/containers/{_p(container)}/wait",
-                                      params={"condition": condition or None}, timeout=None)
+        return self.transport.request(
+            "POST", f"/containers/{_p(container)}/wait", params={"condition": condition or None}, timeout=None
+        )
 
     def wait_container(self, container: str, condition: str | None = None) -> dict[str, Any]:
         """Block until the container meets `condition`; returns `{"StatusCode": n, "Error": ...}`."""
         return self.open_wait(container, condition).json()
 
-    def attach_container(self, container: str, *, stdin: bool = False, stdout: bool = True,
-                         stderr: bool = True, stream: bool = True, logs: bool = False,
-                         detach_keys: str | None = None) -> HijackedConnection:
-        params = {"stream": stream, "stdin": stdin, "stdout": stdout, "stderr": stderr,
-                  "logs": logs or None, "detachKeys": detach_keys}
+    def attach_container(
+        self,
+        container: str,
+        *,
+        stdin: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+        stream: bool = True,
+        logs: bool = False,
+        detach_keys: str | None = None,
+    ) -> HijackedConnection:
+        params = {
+            "stream": stream,
+            "stdin": stdin,
+            "stdout": stdout,
+            "stderr": stderr,
+            "logs": logs or None,
+            "detachKeys": detach_keys,
+        }
         return self.transport.hijack("POST", f"/containers/{_p(container)}/attach", params=params)
 
-    def logs(self, container: str, *, stdout: bool = True, stderr: bool = True, follow: bool = False,
-             since: str | None = None, until: str | None = None, timestamps: bool = False,
-             tail: str = "all", details: bool = False) -> Response:
+    def logs(
+        self,
+        container: str,
+        *,
+        stdout: bool = True,
+        stderr: bool = True,
+        follow: bool = False,
+        since: str | None = None,
+        until: str | None = None,
+        timestamps: bool = False,
+        tail: str = "all",
+        details: bool = False,
+    ) -> Response:
         """GET /containers/{id}/logs: multiplexed unless the container has a tty."""
-        params = {"stdout": stdout, "stderr": stderr, "follow": follow or None, "since": since,
-                  "until": until, "timestamps": timestamps or None, "tail": tail, "details": details or None}
+        params = {
+            "stdout": stdout,
+            "stderr": stderr,
+            "follow": follow or None,
+            "since": since,
+            "until": until,
+            "timestamps": timestamps or None,
+            "tail": tail,
+            "details": details or None,
+        }
         return self.transport.request("GET", f"/containers/{_p(container)}/logs", params=params, timeout=None)
 
     def export_container(self, container: str) -> Response:
@@ -166,37 +206,71 @@ class APIClient:
 
     def stat_container_path(self, container: str, path: str) -> dict[str, Any]:
         """HEAD /containers/{id}/archive: the path's stat from the X-Docker-Container-Path-Stat header."""
-        response = self.transport.request("HEAD", f"/containers/{_p(container)}/archive", params={"path": path},
-                                          check=False)
+        response = self.transport.request(
+            "HEAD", f"/containers/{_p(container)}/archive", params={"path": path}, check=False
+        )
         response.content()
         if response.status >= 400:
             from dockyard.client.errors import APIError
 
-            raise APIError(response.status, f"Could not find the file {path} in container {container}"
-                           if response.status == 404 else f"HTTP {response.status}")
+            raise APIError(
+                response.status,
+                f"Could not find the file {path} in container {container}"
+                if response.status == 404
+                else f"HTTP {response.status}",
+            )
         return _path_stat(response)
 
     def get_archive(self, container: str, path: str) -> tuple[dict[str, Any], Response]:
         """GET /containers/{id}/archive: (path stat, tar stream)."""
-        response = self.transport.request("GET", f"/containers/{_p(container)}/archive", params={"path": path},
-                                          timeout=None)
+        response = self.transport.request(
+            "GET", f"/containers/{_p(container)}/archive", params={"path": path}, timeout=None
+        )
         return _path_stat(response), response
 
-    def put_archive(self, container: str, path: str, data: bytes | Iterable[bytes] | Any,
-                    no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
+    def put_archive(
+        self,
+        container: str,
+        path: str,
+        data: bytes | Iterable[bytes] | Any,
+        no_overwrite_dir_non_dir: bool = False,
+        copy_uid_gid: bool = False,
+    ) -> None:
         """PUT /containers/{id}/archive: extract a tar into the directory `path`."""
-        params = {"path": path, "noOverwriteDirNonDir": no_overwrite_dir_non_dir or None,
-                  "copyUIDGID": copy_uid_gid or None}
-        self.transport.request("PUT", f"/containers/{_p(container)}/archive", params=params, body=data,
-                               headers={"Content-Type": "application/x-tar"}, timeout=None).content()
+        params = {
+            "path": path,
+            "noOverwriteDirNonDir": no_overwrite_dir_non_dir or None,
+            "copyUIDGID": copy_uid_gid or None,
+        }
+        self.transport.request(
+            "PUT",
+            f"/containers/{_p(container)}/archive",
+            params=params,
+            body=data,
+            headers={"Content-Type": "application/x-tar"},
+            timeout=None,
+        ).content()
 
-    def commit(self, container: str, repository: str | None = None, tag: str | None = None,
-               comment: str | None = None, author: str | None = None, changes: list[str] | None = None,
-               pause: bool = True, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    def commit(
+        self,
+        container: str,
+        repository: str | None = None,
+        tag: str | None = None,
+        comment: str | None = None,
+        author: str | None = None,
+        changes: list[str] | None = None,
+        pause: bool = True,
+        config: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """POST /commit; returns `{"Id": "sha256:..."}`."""
-        params: list[tuple[str, Any]] = [("container", container), ("repo", repository), ("tag", tag),
-                                         ("comment", comment), ("author", author),
-                                         ("pause", "1" if pause else "0")]
+        params: list[tuple[str, Any]] = [
+            ("container", container),
+            ("repo", repository),
+            ("tag", tag),
+            ("comment", comment),
+            ("author", author),
+            ("pause", "1" if pause else "0"),
+        ]
         params += [("changes", change) for change in changes or []]
         return self._json("POST", "/commit", params, config)
 
@@ -227,8 +301,7 @@ class APIClient:
         self._call("POST", f"/exec/{_p(exec_id)}/resize", {"h": height, "w": width})
 
     # -- images ----------------------------------------------------------------------------------
-    def images(self, all: bool = False, filters: Filters = None,
-               digests: bool = False) -> list[dict[str, Any]]:
+    def images(self, all: bool = False, filters: Filters = None, digests: bool = False) -> list[dict[str, Any]]:
         params = {"all": all or None, "filters": encode_filters(filters), "digests": digests or None}
         return self._json("GET", "/images/json", params)
 
@@ -245,41 +318,68 @@ class APIClient:
         params = {"force": force or None, "noprune": noprune or None}
         return self._json("DELETE", f"/images/{_p(image)}", params) or []
 
-    def pull_image(self, from_image: str, tag: str | None = None, platform: str | None = None,
-                   auth: dict[str, Any] | None = None) -> Response:
+    def pull_image(
+        self, from_image: str, tag: str | None = None, platform: str | None = None, auth: dict[str, Any] | None = None
+    ) -> Response:
         """POST /images/create?fromImage=: a JSON progress stream (errors may come in-band)."""
         return self.transport.request(
-            "POST", "/images/create", params={"fromImage": from_image, "tag": tag, "platform": platform},
-            headers={"X-Registry-Auth": encode_auth(auth)}, timeout=None)
+            "POST",
+            "/images/create",
+            params={"fromImage": from_image, "tag": tag, "platform": platform},
+            headers={"X-Registry-Auth": encode_auth(auth)},
+            timeout=None,
+        )
 
     def push_image(self, name: str, tag: str | None = None, auth: dict[str, Any] | None = None) -> Response:
-        return self.transport.request("POST", f"/images/{_p(name)}/push", params={"tag": tag},
-                                      headers={"X-Registry-Auth": encode_auth(auth)}, timeout=None)
+        return self.transport.request(
+            "POST",
+            f"/images/{_p(name)}/push",
+            params={"tag": tag},
+            headers={"X-Registry-Auth": encode_auth(auth)},
+            timeout=None,
+        )
 
     def login(self, auth: dict[str, Any]) -> dict[str, Any]:
         """POST /auth: the daemon checks the credentials against the registry."""
         return self._json("POST", "/auth", json_body=auth)
 
-    def search_images(self, term: str, limit: int | None = None, filters: Filters = None,
-                      auth: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def search_images(
+        self, term: str, limit: int | None = None, filters: Filters = None, auth: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         params = {"term": term, "limit": limit, "filters": encode_filters(filters)}
-        return self.transport.request("GET", "/images/search", params=params,
-                                      headers={"X-Registry-Auth": encode_auth(auth)}).json()
+        return self.transport.request(
+            "GET", "/images/search", params=params, headers={"X-Registry-Auth": encode_auth(auth)}
+        ).json()
 
     def distribution_inspect(self, image: str, auth: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.transport.request("GET", f"/distribution/{_p(image)}/json",
-                                      headers={"X-Registry-Auth": encode_auth(auth)}).json()
+        return self.transport.request(
+            "GET", f"/distribution/{_p(image)}/json", headers={"X-Registry-Auth": encode_auth(auth)}
+        ).json()
 
-    def import_image(self, source: bytes | Iterable[bytes] | Any = None, *, from_src: str = "-",
-                     repository: str | None = None, tag: str | None = None, message: str | None = None,
-                     changes: list[str] | None = None, platform: str | None = None) -> Response:
+    def import_image(
+        self,
+        source: bytes | Iterable[bytes] | Any = None,
+        *,
+        from_src: str = "-",
+        repository: str | None = None,
+        tag: str | None = None,
+        message: str | None = None,
+        changes: list[str] | None = None,
+        platform: str | None = None,
+    ) -> Response:
         """POST /images/create?fromSrc=-: upload a rootfs tar (or name a URL); a JSON progress stream."""
-        params: list[tuple[str, Any]] = [("fromSrc", from_src), ("repo", repository), ("tag", tag),
-                                         ("message", message), ("platform", platform)]
+        params: list[tuple[str, Any]] = [
+            ("fromSrc", from_src),
+            ("repo", repository),
+            ("tag", tag),
+            ("message", message),
+            ("platform", platform),
+        ]
         params += [("changes", change) for change in changes or []]
         headers = {"Content-Type": "application/x-tar"} if source is not None else {}
-        return self.transport.request("POST", "/images/create", params=params, body=source,
-                                      headers=headers, timeout=None)
+        return self.transport.request(
+            "POST", "/images/create", params=params, body=source, headers=headers, timeout=None
+        )
 
     def save_images(self, names: list[str]) -> Response:
         """GET /images/get?names=...: a docker-archive tar stream."""
@@ -287,8 +387,14 @@ class APIClient:
 
     def load_image(self, source: bytes | Iterable[bytes] | Any, quiet: bool = False) -> Response:
         """POST /images/load: JSON messages (or plain text from old daemons)."""
-        return self.transport.request("POST", "/images/load", params={"quiet": quiet or None}, body=source,
-                                      headers={"Content-Type": "application/x-tar"}, timeout=None)
+        return self.transport.request(
+            "POST",
+            "/images/load",
+            params={"quiet": quiet or None},
+            body=source,
+            headers={"Content-Type": "application/x-tar"},
+            timeout=None,
+        )
 
     # -- generic escape hatch for resources not wrapped yet (networks, volumes) ----------------
     def request_json(self, method: str, path: str, params: Params = None, json_body: Any = None) -> Any:

@@ -28,11 +28,7 @@ def socket_answers(path: str) -> bool:
 
 
 def autostart_allowed(host: Host) -> bool:
-    return (
-        host.url == DEFAULT_HOST
-        and os.environ.get("DOCKYARD_NO_AUTOSTART") != "1"
-        and os.geteuid() == 0
-    )
+    return host.url == DEFAULT_HOST and os.environ.get("DOCKYARD_NO_AUTOSTART") != "1" and os.geteuid() == 0
 
 
 def spawn_daemon() -> subprocess.Popen[bytes]:
@@ -43,12 +39,12 @@ def spawn_daemon() -> subprocess.Popen[bytes]:
     if os.environ.get("DOCKYARD_DATA_ROOT"):
         command += ["--data-root", data_root]
     with open(os.path.join(data_root, "daemon.log"), "ab") as log:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, close_fds=True)
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True
+        )
 
 
-def wait_for_ping(host: Host, timeout: float = START_TIMEOUT, process: subprocess.Popen[bytes] | None = None
-                  ) -> bool:
+def wait_for_ping(host: Host, timeout: float = START_TIMEOUT, process: subprocess.Popen[bytes] | None = None) -> bool:
     """Poll /_ping until it answers, the timeout passes or the spawned process died."""
     transport = Transport(host, timeout=2.0)
     deadline = time.monotonic() + timeout

@@ -31,7 +31,5 @@ class DaemonUnavailable(ClientError):
     """Nothing answers at the daemon address (docker: `Cannot connect to the Docker daemon`)."""
 
     def __init__(self, host_url: str) -> None:
-        super().__init__(
-            f"Cannot connect to the dockyard daemon at {host_url}. Is the dockyard daemon running?"
-        )
+        super().__init__(f"Cannot connect to the dockyard daemon at {host_url}. Is the dockyard daemon running?")
         self.host_url = host_url

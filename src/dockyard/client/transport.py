@@ -37,7 +37,10 @@ class Host:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Host) and (self.scheme, self.address, self.port) == (
-            other.scheme, other.address, other.port)
+            other.scheme,
+            other.address,
+            other.port,
+        )
 
     def __hash__(self) -> int:
         return hash((self.scheme, self.address, self.port))
@@ -291,8 +294,9 @@ class HijackedConnection:
 class Transport:
     """Sends versioned requests (`/v1.47/...`) to one daemon address."""
 
-    def __init__(self, host: Host | str | None = None, api_version: str = API_VERSION,
-                 timeout: float | None = None) -> None:
+    def __init__(
+        self, host: Host | str | None = None, api_version: str = API_VERSION, timeout: float | None = None
+    ) -> None:
         self.host = host if isinstance(host, Host) else parse_host(host)
         self.api_version = api_version
         self.timeout = timeout
@@ -328,9 +332,18 @@ class Transport:
         headers["Transfer-Encoding"] = "chunked"
         return body
 
-    def request(self, method: str, path: str, *, params: Params = None, json_body: Any = None,
-                body: bytes | Iterable[bytes] | Any = None, headers: dict[str, str] | None = None,
-                timeout: float | None = -1.0, check: bool = True) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = None,
+        json_body: Any = None,
+        body: bytes | Iterable[bytes] | Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = -1.0,
+        check: bool = True,
+    ) -> Response:
         """Send a request and return the response once its headers arrived; errors raise APIError."""
         headers = {"Host": "localhost", "User-Agent": USER_AGENT, **(headers or {})}
         payload = self._body(body, json_body, headers)
@@ -357,8 +370,9 @@ class Transport:
             raise api_error_from_body(response.status, response.content())
         return response
 
-    def hijack(self, method: str, path: str, *, params: Params = None, json_body: Any = None,
-               timeout: float | None = None) -> HijackedConnection:
+    def hijack(
+        self, method: str, path: str, *, params: Params = None, json_body: Any = None, timeout: float | None = None
+    ) -> HijackedConnection:
         """Send an upgrade request (attach, exec start) and return the raw socket after `101`."""
         payload = json.dumps(json_body).encode() if json_body is not None else b""
         lines = [
@@ -375,8 +389,11 @@ class Transport:
         try:
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
             status, headers, rest = _read_response_head(sock)
-            if status == 101 or (status == 200 and "upgrade" not in headers.get("connection", "").lower()
-                                 and headers.get("content-type", "").startswith("application/vnd.docker")):
+            if status == 101 or (
+                status == 200
+                and "upgrade" not in headers.get("connection", "").lower()
+                and headers.get("content-type", "").startswith("application/vnd.docker")
+            ):
                 sock.settimeout(None)
                 return HijackedConnection(sock, rest, headers.get("content-type", "").split(";")[0])
             body = _read_body(sock, headers, rest)

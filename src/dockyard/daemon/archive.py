@@ -96,8 +96,13 @@ def path_stat(resolved: ResolvedPath, container_name: str) -> dict[str, Any]:
     name = posixpath.basename(resolved.abs_path.rstrip("/")) or "/"
     if resolved.abs_path.endswith("/."):
         name = "."
-    return {"name": name, "size": st.st_size, "mode": go_file_mode(st.st_mode),
-            "mtime": rfc3339_nano(ns=st.st_mtime_ns), "linkTarget": link_target}
+    return {
+        "name": name,
+        "size": st.st_size,
+        "mode": go_file_mode(st.st_mode),
+        "mtime": rfc3339_nano(ns=st.st_mtime_ns),
+        "linkTarget": link_target,
+    }
 
 
 def encode_stat(info: dict[str, Any]) -> str:

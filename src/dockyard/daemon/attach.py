@@ -40,9 +40,7 @@ def parse_detach_keys(spec: str | None) -> bytes:
 class AttachSession:
     """One attached client. `connect(monitor)` may happen later than creation (attach before start)."""
 
-    def __init__(
-        self, client: Any, *, tty: bool, stdin: bool, stdout: bool, stderr: bool, detach_keys: bytes
-    ) -> None:
+    def __init__(self, client: Any, *, tty: bool, stdin: bool, stdout: bool, stderr: bool, detach_keys: bytes) -> None:
         self.client = client
         self.tty = tty
         self.want_stdin = stdin

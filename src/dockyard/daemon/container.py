@@ -186,16 +186,31 @@ class Container:
     # -- state transitions (caller holds the lock) ----------------------------------------
     def set_running(self, pid: int) -> None:
         self.state.update(
-            Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False, Dead=False,
-            Pid=pid, ExitCode=0, Error="", StartedAt=rfc3339_nano(),
+            Status="running",
+            Running=True,
+            Paused=False,
+            Restarting=False,
+            OOMKilled=False,
+            Dead=False,
+            Pid=pid,
+            ExitCode=0,
+            Error="",
+            StartedAt=rfc3339_nano(),
         )
         self.save()
         self.changed.notify_all()
 
     def set_exited(self, exit_code: int, finished_at: str | None = None, oom: bool = False, error: str = "") -> None:
         self.state.update(
-            Status="exited", Running=False, Paused=False, Restarting=False, OOMKilled=oom, Pid=0,
-            ExitCode=exit_code, Error=error, FinishedAt=finished_at or rfc3339_nano(),
+            Status="exited",
+            Running=False,
+            Paused=False,
+            Restarting=False,
+            OOMKilled=oom,
+            Pid=0,
+            ExitCode=exit_code,
+            Error=error,
+            FinishedAt=finished_at or rfc3339_nano(),
         )
         self.monitor = None
         self.exit_count += 1
@@ -230,7 +245,9 @@ class Container:
 
     def summary(self, size: dict[str, int] | None = None) -> dict[str, Any]:
         """An item of GET /containers/json."""
-        cmd = " ".join(shlex.quote(a) if (" " in a or not a) else a for a in [self.record["Path"], *self.record["Args"]])
+        cmd = " ".join(
+            shlex.quote(a) if (" " in a or not a) else a for a in [self.record["Path"], *self.record["Args"]]
+        )
         item = {
             "Id": self.id,
             "Names": [self.name],
@@ -262,8 +279,17 @@ def new_record(
         "Path": argv[0],
         "Args": argv[1:],
         "State": {
-            "Status": "created", "Running": False, "Paused": False, "Restarting": False, "OOMKilled": False,
-            "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME,
+            "Status": "created",
+            "Running": False,
+            "Paused": False,
+            "Restarting": False,
+            "OOMKilled": False,
+            "Dead": False,
+            "Pid": 0,
+            "ExitCode": 0,
+            "Error": "",
+            "StartedAt": ZERO_TIME,
+            "FinishedAt": ZERO_TIME,
         },
         "Image": image_id,
         "ResolvConfPath": "",
@@ -283,10 +309,23 @@ def new_record(
         "Mounts": [],
         "Config": config,
         "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
-            "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": "",
+            "Ports": {},
+            "HairpinMode": False,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": None,
+            "SecondaryIPv6Addresses": None,
+            "EndpointID": "",
+            "Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "IPv6Gateway": "",
+            "MacAddress": "",
             "Networks": {},
         },
     }

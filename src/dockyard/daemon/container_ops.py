@@ -25,8 +25,20 @@ log = logging.getLogger("dockyard.container_ops")
 STATS_INTERVAL = 1.0
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 # HostConfig keys `docker update` may change (API ContainerUpdate body).
-UPDATABLE = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
-             "CpusetCpus", "CpusetMems", "PidsLimit", "BlkioWeight", "RestartPolicy")
+UPDATABLE = (
+    "Memory",
+    "MemorySwap",
+    "MemoryReservation",
+    "NanoCpus",
+    "CpuShares",
+    "CpuQuota",
+    "CpuPeriod",
+    "CpusetCpus",
+    "CpusetMems",
+    "PidsLimit",
+    "BlkioWeight",
+    "RestartPolicy",
+)
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 
 
@@ -74,8 +86,10 @@ def parse_ps_output(output: str, pids: set[int]) -> dict[str, Any]:
 
 
 def _empty_cpu() -> dict[str, Any]:
-    return {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-            "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
+    return {
+        "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+    }
 
 
 def empty_stats(c: Container) -> dict[str, Any]:
@@ -88,9 +102,16 @@ def empty_stats(c: Container) -> dict[str, Any]:
 
 
 def _blkio(entries: list[dict[str, Any]] | None) -> dict[str, Any]:
-    keys = ("io_service_bytes_recursive", "io_serviced_recursive", "io_queue_recursive",
-            "io_service_time_recursive", "io_wait_time_recursive", "io_merged_recursive", "io_time_recursive",
-            "sectors_recursive")
+    keys = (
+        "io_service_bytes_recursive",
+        "io_serviced_recursive",
+        "io_queue_recursive",
+        "io_service_time_recursive",
+        "io_wait_time_recursive",
+        "io_merged_recursive",
+        "io_time_recursive",
+        "sectors_recursive",
+    )
     return {key: (entries if key == "io_service_bytes_recursive" else None) for key in keys}
 
 
@@ -100,8 +121,11 @@ def sample_stats(c: Container, cgroup: Any) -> dict[str, Any]:
     mem = raw["memory"]
     limit = mem["limit"]
     machine = machine_memory()
-    memory: dict[str, Any] = {"usage": mem["usage"], "stats": mem["stats"],
-                              "limit": machine if not limit or limit > machine else limit}
+    memory: dict[str, Any] = {
+        "usage": mem["usage"],
+        "stats": mem["stats"],
+        "limit": machine if not limit or limit > machine else limit,
+    }
     if "total_inactive_file" in mem["stats"]:  # cgroup v1 also reports these
         memory.update(max_usage=mem["max_usage"], failcnt=mem["failcnt"])
     pids = {"current": raw["pids"]["current"]}
@@ -243,12 +267,13 @@ class ContainerOps:
             raise InvalidParameter("Minimum memory limit allowed is 6MB")
         current_swap = int(c.host_config.get("MemorySwap") or 0)
         if memory and not changes.get("MemorySwap") and 0 < current_swap < memory:
-            raise Conflict("Memory limit should be smaller than already set memoryswap limit, "
-                           "update the memoryswap at the same time")
+            raise Conflict(
+                "Memory limit should be smaller than already set memoryswap limit, "
+                "update the memoryswap at the same time"
+            )
         swap = int(merged.get("MemorySwap") or 0)
         if swap > 0 and swap < int(merged.get("Memory") or 0):
-            raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, "
-                                   "see usage")
+            raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
         nano = changes.get("NanoCpus") or 0
         if nano and (changes.get("CpuQuota") or changes.get("CpuPeriod")):
             raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
@@ -258,15 +283,15 @@ class ContainerOps:
             raise Conflict("Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set")
         cpus = os.cpu_count() or 1
         if nano < 0 or nano > cpus * 1_000_000_000:
-            raise InvalidParameter(f"Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs "
-                                   "available")
+            raise InvalidParameter(f"Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available")
         policy = changes.get("RestartPolicy")
         if policy is not None:
             if not isinstance(policy, dict) or policy.get("Name", "") not in RESTART_POLICIES:
                 raise InvalidParameter(f"invalid restart policy '{(policy or {}).get('Name')}'")
             if c.host_config.get("AutoRemove") and policy.get("Name") not in ("", "no"):
-                raise InvalidParameter("Restart policy cannot be updated because AutoRemove is enabled for "
-                                       "the container")
+                raise InvalidParameter(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                )
 
     @staticmethod
     def _apply_resources(c: Container, merged: dict[str, Any], changes: dict[str, Any]) -> None:
@@ -282,9 +307,18 @@ class ContainerOps:
             raise DockyardError(f"Cannot update container {c.id}: {exc.strerror or exc}") from None
 
     # ------------------------------------------------------------------ commit
-    def commit(self, ref: str, *, repo: str = "", tag: str = "", comment: str = "", author: str = "",
-               changes: list[str] | None = None, pause: bool = True,
-               config: dict[str, Any] | None = None) -> str:
+    def commit(
+        self,
+        ref: str,
+        *,
+        repo: str = "",
+        tag: str = "",
+        comment: str = "",
+        author: str = "",
+        changes: list[str] | None = None,
+        pause: bool = True,
+        config: dict[str, Any] | None = None,
+    ) -> str:
         """docker commit: the container's diff as a new layer on its image; returns the image id."""
         from dockyard.build.changes import apply_changes
 
@@ -300,8 +334,9 @@ class ContainerOps:
                 self.containers.snapshotter.write_diff(c.id, diff)
             diff.seek(0)
             created_by = " ".join(c.config.get("Cmd") or [])
-            image = self.store.create_image(new_config, parent, diff, repo_tag=repo_tag, comment=comment,
-                                            author=author, created_by=created_by)
+            image = self.store.create_image(
+                new_config, parent, diff, repo_tag=repo_tag, comment=comment, author=author, created_by=created_by
+            )
         self._event(c, "commit", comment=comment, imageID=image.id, imageRef=repo_tag or "")
         return image.id
 

@@ -173,10 +173,8 @@ class ContainerService:
             with self._lock:
                 self._names.pop(full_name, None)
             shutil.rmtree(self.root / cid, ignore_errors=True)
-            try:
+            with contextlib.suppress(Exception):
                 self.snapshotter.remove(cid)
-            except Exception:
-                pass
             raise
         with self._lock:
             self._containers[cid] = c
@@ -495,7 +493,7 @@ class ContainerService:
             if c.running:
                 if not force:
                     raise Conflict(
-                        f"cannot remove container \"{c.name}\": container is running: stop the container "
+                        f'cannot remove container "{c.name}": container is running: stop the container '
                         "before removing or force remove"
                     )
                 self._stop(c, 0, "SIGKILL")
@@ -547,7 +545,9 @@ class ContainerService:
         self._event(c, "rename", oldName=old)
 
     # ------------------------------------------------------------------ list / inspect
-    def list(self, all_: bool = False, limit: int = -1, size: bool = False, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, all_: bool = False, limit: int = -1, size: bool = False, filters: dict[str, list[str]] | None = None
+    ) -> list[dict[str, Any]]:
         from dockyard.daemon.filters import container_matches
 
         items = sorted(self.all(), key=lambda c: c.record["Created"], reverse=True)
@@ -587,8 +587,16 @@ class ContainerService:
 
     # ------------------------------------------------------------------ logs
     def logs(
-        self, ref: str, *, stdout: bool, stderr: bool, follow: bool, since: float, until: float | None,
-        tail: int | None, timestamps: bool,
+        self,
+        ref: str,
+        *,
+        stdout: bool,
+        stderr: bool,
+        follow: bool,
+        since: float,
+        until: float | None,
+        tail: int | None,
+        timestamps: bool,
     ) -> tuple[Container, Iterator[tuple[int, bytes]]]:
         """Return (container, iterator of (stream, payload)); stream 1 stdout, 2 stderr."""
         from dockyard.runtime.jsonlog import read_log
@@ -599,8 +607,14 @@ class ContainerService:
 
         def gen() -> Iterator[tuple[int, bytes]]:
             for entry in read_log(
-                str(c.log_path), stdout=stdout, stderr=stderr, since=since, until=until, tail=tail,
-                follow=follow, is_running=lambda: c.running and not c.removed,
+                str(c.log_path),
+                stdout=stdout,
+                stderr=stderr,
+                since=since,
+                until=until,
+                tail=tail,
+                follow=follow,
+                is_running=lambda: c.running and not c.removed,
             ):
                 stream = 2 if entry.stream == "stderr" else 1
                 data = entry.data
@@ -678,4 +692,3 @@ def _stream_writer(produce: Callable[[Any], None]) -> Iterator[bytes]:
         thread.join(timeout=5)
     if errors:
         raise errors[0]
-

@@ -57,9 +57,13 @@ class Daemon:
         self.archive = ArchiveService(self.containers)
         from dockyard.daemon.distribution import DistributionService
 
-        self.distribution = DistributionService(self.images, self.events, self.data_root,
-                                                insecure_registries=insecure_registries,
-                                                max_concurrent_downloads=max_concurrent_downloads)
+        self.distribution = DistributionService(
+            self.images,
+            self.events,
+            self.data_root,
+            insecure_registries=insecure_registries,
+            max_concurrent_downloads=max_concurrent_downloads,
+        )
         self.router = self._build_router()
         self._servers: list[Any] = []
 
@@ -115,9 +119,9 @@ class Daemon:
         headers = common_headers()
         for host in hosts:
             if host.startswith("unix://"):
-                server: Any = UnixAPIServer(host[len("unix://"):], self.router.dispatch, headers)
+                server: Any = UnixAPIServer(host[len("unix://") :], self.router.dispatch, headers)
             elif host.startswith("tcp://"):
-                addr, _, port = host[len("tcp://"):].rpartition(":")
+                addr, _, port = host[len("tcp://") :].rpartition(":")
                 server = TCPAPIServer((addr or "127.0.0.1", int(port or 2375)), self.router.dispatch, headers)
             elif host.startswith("fd://"):
                 raise DockyardError("fd:// hosts (socket activation) are not supported")

@@ -50,9 +50,16 @@ def split_search_term(term: str) -> tuple[str, str]:
 
 
 class DistributionService:
-    def __init__(self, store: Any, events: Any, data_root: str | Path, *, insecure_registries: tuple[str, ...] = (),
-                 max_concurrent_downloads: int = DEFAULT_MAX_CONCURRENT_DOWNLOADS,
-                 max_concurrent_uploads: int = DEFAULT_MAX_CONCURRENT_UPLOADS) -> None:
+    def __init__(
+        self,
+        store: Any,
+        events: Any,
+        data_root: str | Path,
+        *,
+        insecure_registries: tuple[str, ...] = (),
+        max_concurrent_downloads: int = DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+        max_concurrent_uploads: int = DEFAULT_MAX_CONCURRENT_UPLOADS,
+    ) -> None:
         from dockyard.distribution.client.metadata import DistributionMetadata
         from dockyard.distribution.client.registry import RegistryOptions
 
@@ -109,8 +116,14 @@ class DistributionService:
 
         wanted = Platform.parse(platform) if platform else None
         registry = self.registry(ref.domain, auth)
-        puller = Puller(self.store, registry, emit, max_concurrent=self.max_concurrent_downloads,
-                        platform=wanted, metadata=self.metadata)
+        puller = Puller(
+            self.store,
+            registry,
+            emit,
+            max_concurrent=self.max_concurrent_downloads,
+            platform=wanted,
+            metadata=self.metadata,
+        )
         if ref.is_name_only():
             for tag in registry.tags(ref.path):
                 self._pull_one(puller, refs.Reference(ref.domain, ref.path, tag))
@@ -136,15 +149,19 @@ class DistributionService:
         elif ref.tag:
             targets = [ref]
         else:
-            targets = sorted({r for r, _ in self.store.references_by_name(ref.name) if r.tag and not r.digest},
-                         key=str)
+            targets = sorted({r for r, _ in self.store.references_by_name(ref.name) if r.tag and not r.digest}, key=str)
             if not targets:
                 raise DockyardError(f"An image does not exist locally with the tag: {ref.familiar_name}")
         for target in targets:
             self.store.resolve(str(target))  # a missing image fails before anything is sent
         status(emit, f"The push refers to repository [{ref.name}]")
-        pusher = Pusher(self.store, self.registry(ref.domain, auth), emit, metadata=self.metadata,
-                        max_concurrent=self.max_concurrent_uploads)
+        pusher = Pusher(
+            self.store,
+            self.registry(ref.domain, auth),
+            emit,
+            metadata=self.metadata,
+            max_concurrent=self.max_concurrent_uploads,
+        )
         for target in targets:
             pusher.push(target)
             self.events.publish("image", "push", target.familiar(), {"name": target.familiar()})
@@ -177,9 +194,13 @@ class DistributionService:
         for item in data.get("results") or []:
             if not isinstance(item, dict):
                 continue
-            result = {"star_count": int(item.get("star_count") or 0), "is_official": bool(item.get("is_official")),
-                      "name": str(item.get("name") or ""), "is_automated": False,
-                      "description": str(item.get("description") or "")}
+            result = {
+                "star_count": int(item.get("star_count") or 0),
+                "is_official": bool(item.get("is_official")),
+                "name": str(item.get("name") or ""),
+                "is_automated": False,
+                "description": str(item.get("description") or ""),
+            }
             if result["star_count"] < min_stars or not _bool_filter(filters, "is-official", result["is_official"]):
                 continue
             if not _bool_filter(filters, "is-automated", False):
@@ -207,8 +228,10 @@ class DistributionService:
             platform = mf.Platform.from_dict(config)
             if platform is not None:
                 platforms.append(_platform_dict(platform))
-        return {"Descriptor": {"mediaType": media_type, "digest": document.digest, "size": len(document.data)},
-                "Platforms": platforms}
+        return {
+            "Descriptor": {"mediaType": media_type, "digest": document.digest, "size": len(document.data)},
+            "Platforms": platforms,
+        }
 
 
 def _platform_dict(platform: Any) -> dict[str, str]:

@@ -31,7 +31,12 @@ class EventBus:
         }
         if type_ in ("container", "image"):
             # The pre-1.22 fields docker still sends for these types.
-            event = {"status": action, "id": actor_id, **({"from": attrs["image"]} if "image" in attrs else {}), **event}
+            event = {
+                "status": action,
+                "id": actor_id,
+                **({"from": attrs["image"]} if "image" in attrs else {}),
+                **event,
+            }
         with self._lock:
             self._recent.append(event)
             for q in self._subscribers:

@@ -50,8 +50,12 @@ class ExecRecord:
         self.lock = threading.Lock()
 
     def inspect(self) -> dict[str, Any]:
-        process: dict[str, Any] = {"tty": self.tty, "entrypoint": self.entrypoint, "arguments": self.args,
-                                   "privileged": self.privileged}
+        process: dict[str, Any] = {
+            "tty": self.tty,
+            "entrypoint": self.entrypoint,
+            "arguments": self.args,
+            "privileged": self.privileged,
+        }
         if self.user:
             process["user"] = self.user
         return {
@@ -107,8 +111,9 @@ class ExecService:
         rec = self.get(exec_id)
         monitor = rec.container.monitor
         if not rec.running or monitor is None:
-            raise Conflict(f"container {rec.container.id} is not running" if monitor is None
-                           else f"exec {exec_id} is not running")
+            raise Conflict(
+                f"container {rec.container.id} is not running" if monitor is None else f"exec {exec_id} is not running"
+            )
         try:
             monitor.resize(height, width, exec_id)
         except RuntimeFailure as exc:
@@ -127,8 +132,9 @@ class ExecService:
             rec.running = True
         return rec
 
-    def start(self, rec: ExecRecord, client: Any | None, tty: bool,
-              console_size: tuple[int, int] | None = None) -> ExecRun | None:
+    def start(
+        self, rec: ExecRecord, client: Any | None, tty: bool, console_size: tuple[int, int] | None = None
+    ) -> ExecRun | None:
         """Start the process; with a hijacked `client`, stream to it (framed unless `tty`).
 
         Returns the running exec, or None when it failed to start: then an attached client got
@@ -139,8 +145,11 @@ class ExecService:
             if c.monitor is None:
                 raise RuntimeFailure(f"container {c.id} is not running", EXEC_FAILED_CODE)
             conn = c.monitor.exec(
-                rec.id, self._process(rec, console_size), stdin=attach and rec.open_stdin,
-                stdout=attach and rec.open_stdout, stderr=attach and rec.open_stderr,
+                rec.id,
+                self._process(rec, console_size),
+                stdin=attach and rec.open_stdin,
+                stdout=attach and rec.open_stdout,
+                stderr=attach and rec.open_stderr,
                 console_size=console_size or rec.console_size,
             )
         except RuntimeFailure as exc:

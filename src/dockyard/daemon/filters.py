@@ -12,8 +12,21 @@ if TYPE_CHECKING:
     from dockyard.daemon.container import Container
 
 CONTAINER_FILTERS = {
-    "id", "name", "label", "status", "ancestor", "before", "since", "exited", "volume", "network",
-    "health", "isolation", "is-task", "publish", "expose",
+    "id",
+    "name",
+    "label",
+    "status",
+    "ancestor",
+    "before",
+    "since",
+    "exited",
+    "volume",
+    "network",
+    "health",
+    "isolation",
+    "is-task",
+    "publish",
+    "expose",
 }
 STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead"}
 PRUNE_FILTERS = {"label", "label!", "until"}
@@ -37,7 +50,7 @@ def parse_timestamp(value: str, now: float | None = None) -> float:
     try:
         return parse_rfc3339(text)
     except ValueError:
-        raise InvalidParameter(f"failed to parse value as time or duration: \"{value}\"") from None
+        raise InvalidParameter(f'failed to parse value as time or duration: "{value}"') from None
 
 
 def check_keys(filters: dict[str, list[str]], allowed: set[str]) -> None:

@@ -28,7 +28,9 @@ class ImageService:
         return users[0].id if users else None
 
     # -- queries -------------------------------------------------------------
-    def list(self, all_: bool = False, filters: dict[str, list[str]] | None = None, digests: bool = False) -> list[dict]:
+    def list(
+        self, all_: bool = False, filters: dict[str, list[str]] | None = None, digests: bool = False
+    ) -> list[dict]:
         from dockyard.daemon.image_filters import image_matches
 
         images = sorted(self.store.list(), key=lambda i: i.created, reverse=True)
@@ -71,7 +73,10 @@ class ImageService:
         repo_tag = (f"{repo}:{tag}" if tag else repo) or None
         overlay = apply_changes({}, changes) if changes else None
         image = self.store.import_tar(
-            stream, repo_tag=repo_tag, changes=overlay, message=message,
+            stream,
+            repo_tag=repo_tag,
+            changes=overlay,
+            message=message,
         )
         self._event("import", image.id, repo_tag or "")
         return image
@@ -94,4 +99,3 @@ class ImageService:
         for line in lines:
             self._event("load", line.rsplit(" ", 1)[-1])
         return lines
-

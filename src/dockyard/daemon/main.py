@@ -12,17 +12,34 @@ from dockyard.daemon.daemon import DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, DEFAULT
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="dockyard daemon", description="Run the dockyard engine (Docker Engine API).")
-    p.add_argument("--data-root", default=os.environ.get("DOCKYARD_DATA_ROOT", DEFAULT_DATA_ROOT),
-                   help="root of persisted state (default %(default)s)")
+    p.add_argument(
+        "--data-root",
+        default=os.environ.get("DOCKYARD_DATA_ROOT", DEFAULT_DATA_ROOT),
+        help="root of persisted state (default %(default)s)",
+    )
     p.add_argument("--exec-root", default=DEFAULT_EXEC_ROOT, help="root of runtime state (default %(default)s)")
-    p.add_argument("-H", "--host", action="append", dest="hosts",
-                   help="socket(s) to listen on: unix:///path or tcp://127.0.0.1:2375")
+    p.add_argument(
+        "-H",
+        "--host",
+        action="append",
+        dest="hosts",
+        help="socket(s) to listen on: unix:///path or tcp://127.0.0.1:2375",
+    )
     p.add_argument("-s", "--storage-driver", default="auto", help="overlay, vfs or auto (default)")
     p.add_argument("--default-runtime", default="builtin", help="builtin (default), runc or crun")
-    p.add_argument("--insecure-registry", action="append", default=[], dest="insecure_registries",
-                   help="registry (host:port or CIDR) that may be reached over plain HTTP")
-    p.add_argument("--max-concurrent-downloads", type=int, default=3,
-                   help="max concurrent layer downloads per pull (default %(default)s)")
+    p.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        dest="insecure_registries",
+        help="registry (host:port or CIDR) that may be reached over plain HTTP",
+    )
+    p.add_argument(
+        "--max-concurrent-downloads",
+        type=int,
+        default=3,
+        help="max concurrent layer downloads per pull (default %(default)s)",
+    )
     p.add_argument("-D", "--debug", action="store_true", help="debug logging")
     p.add_argument("-l", "--log-level", default="info", help="debug, info, warn, error")
     return p.parse_args(argv)
@@ -39,9 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     from dockyard.errors import DockyardError
 
     try:
-        daemon = Daemon(args.data_root, args.exec_root, args.storage_driver, args.default_runtime,
-                        insecure_registries=tuple(args.insecure_registries),
-                        max_concurrent_downloads=max(1, args.max_concurrent_downloads))
+        daemon = Daemon(
+            args.data_root,
+            args.exec_root,
+            args.storage_driver,
+            args.default_runtime,
+            insecure_registries=tuple(args.insecure_registries),
+            max_concurrent_downloads=max(1, args.max_concurrent_downloads),
+        )
         daemon.restore()
         daemon.listen(args.hosts or [DEFAULT_HOST])
     except DockyardError as exc:
@@ -49,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     logging.getLogger("dockyard.daemon").info(
         "dockyard daemon ready: data root %s, storage %s, listening on %s",
-        args.data_root, daemon.snapshotter.name, ", ".join(args.hosts or [DEFAULT_HOST]),
+        args.data_root,
+        daemon.snapshotter.name,
+        ", ".join(args.hosts or [DEFAULT_HOST]),
     )
     daemon.serve_forever()
     return 0

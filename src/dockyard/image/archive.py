@@ -175,9 +175,7 @@ def _save_image(
     return desc, legacy
 
 
-def _write_layer(
-    store: ImageStore, blob: str, diff_id: str, path: str, writer: _TarWriter, spool: _Spool
-) -> int:
+def _write_layer(store: ImageStore, blob: str, diff_id: str, path: str, writer: _TarWriter, spool: _Spool) -> int:
     """Write a layer as its uncompressed tar; a compressed blob is decompressed to the spool first."""
     if blob == diff_id:
         size = store.content.size(blob)
@@ -400,9 +398,7 @@ def _checked_item(config: bytes, layers: list[Path], tags: list[str]) -> _LoadIt
     """Compare every layer's uncompressed digest with the config's diff ids."""
     diff_ids = mf.parse_config(config)["rootfs"]["diff_ids"]
     if len(diff_ids) != len(layers):
-        raise InvalidParameter(
-            f"invalid archive: image config names {len(diff_ids)} layers, archive has {len(layers)}"
-        )
+        raise InvalidParameter(f"invalid archive: image config names {len(diff_ids)} layers, archive has {len(layers)}")
     for diff_id, layer in zip(diff_ids, layers, strict=True):
         _verify_file(layer, diff_id)
     for tag in tags:

@@ -98,9 +98,7 @@ def open_decompressed(fileobj: BinaryIO) -> BinaryIO:
     if kind == "zstd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(
-            stream, read_across_frames=True, closefd=False
-        )  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True, closefd=False)  # type: ignore[return-value]
     if _isal() is not None and (threaded := _isal_threaded()) is not None:
         return threaded.open(stream, "rb", threads=1)  # type: ignore[no-any-return]
     import gzip

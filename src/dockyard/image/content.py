@@ -85,9 +85,7 @@ class ContentStore:
             if _DIGEST_RE.match("sha256:" + entry.name) and entry.is_file():
                 yield "sha256:" + entry.name, entry.stat().st_size
 
-    def ingest(
-        self, stream: BinaryIO, expected: str | None = None, size: int | None = None
-    ) -> tuple[str, int]:
+    def ingest(self, stream: BinaryIO, expected: str | None = None, size: int | None = None) -> tuple[str, int]:
         """Copy `stream` into the store, verifying `expected` digest and `size` when given.
 
         Nothing is recorded when verification fails (DigestMismatch)."""

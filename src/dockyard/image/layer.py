@@ -463,8 +463,7 @@ def overlay_changes(upper: str, lowers: Sequence[str] = ()) -> list[Change]:
             if child_lowers and is_opaque(entry.path):
                 present = set(os.listdir(entry.path))
                 changes.extend(
-                    Change(CHANGE_DELETE, f"{path}/{name}")
-                    for name in _lower_children(child_lowers) - present
+                    Change(CHANGE_DELETE, f"{path}/{name}") for name in _lower_children(child_lowers) - present
                 )
                 child_lowers = []
             walk(entry.path, path, child_lowers)

@@ -136,9 +136,7 @@ def split_docker_domain(name: str) -> tuple[str, str]:
 def parse_normalized(value: str) -> Reference:
     """docker's ParseNormalizedNamed: `busybox` → `docker.io/library/busybox` (no default tag)."""
     if _IDENTIFIER_RE.match(value):
-        raise ReferenceError(
-            f"invalid repository name ({value}), cannot specify 64-byte hexadecimal strings"
-        )
+        raise ReferenceError(f"invalid repository name ({value}), cannot specify 64-byte hexadecimal strings")
     domain, remainder = split_docker_domain(value)
     remote = remainder.partition(":")[0]
     if remote.lower() != remote:

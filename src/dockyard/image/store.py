@@ -283,9 +283,7 @@ class ImageStore:
                 raise NotFound(f"layer blob {blob.digest} is not in the content store")
         with self._lock:
             image_id, _ = self.content.ingest_bytes(config_bytes)
-            record = self._records.get(image_id) or self._new_record(
-                image_id, config, diff_ids, layer_blobs, parent
-            )
+            record = self._records.get(image_id) or self._new_record(image_id, config, diff_ids, layer_blobs, parent)
             for ref in repo_tags:
                 self._set_ref(record, refs.parse_docker_ref(ref))
             for ref in repo_digests:

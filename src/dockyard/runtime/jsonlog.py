@@ -357,9 +357,7 @@ def _follow(
         f.close()
 
 
-def _follow_new_file(
-    path: str, selector: _Selector, is_running: Callable[[], bool] | None
-) -> Iterator[LogEntry]:
+def _follow_new_file(path: str, selector: _Selector, is_running: Callable[[], bool] | None) -> Iterator[LogEntry]:
     """Follow a log that does not exist yet."""
     while not os.path.exists(path):
         if is_running is not None and not is_running():

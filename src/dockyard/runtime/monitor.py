@@ -109,8 +109,19 @@ def exit_code_from_status(status: int) -> int:
 class Client:
     """One connection on monitor.sock; `role` is set by its first control frame."""
 
-    __slots__ = ("decoder", "kinds", "out", "paused", "read_closed", "role", "session", "sock", "stdin",
-                 "stdin_done", "then_close")
+    __slots__ = (
+        "decoder",
+        "kinds",
+        "out",
+        "paused",
+        "read_closed",
+        "role",
+        "session",
+        "sock",
+        "stdin",
+        "stdin_done",
+        "then_close",
+    )
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -133,8 +144,7 @@ class StdinWriter:
 
     __slots__ = ("buf", "eof", "fd", "on_pressure", "sel", "tty")
 
-    def __init__(self, sel: selectors.BaseSelector, fd: int, tty: bool,
-                 on_pressure: Callable[[bool], None]) -> None:
+    def __init__(self, sel: selectors.BaseSelector, fd: int, tty: bool, on_pressure: Callable[[bool], None]) -> None:
         os.set_blocking(fd, False)
         self.sel = sel
         self.fd: int | None = fd
@@ -535,8 +545,15 @@ class Monitor:
             self._reply(client, {"error": f"container {self.container_id} is not running", "exit_code": 126})
             return
         if exec_process is None or not isinstance(process, dict):
-            self._reply(client, {"error": "exec is not supported by this runtime" if exec_process is None
-                                 else "exec needs a process", "exit_code": 126})
+            self._reply(
+                client,
+                {
+                    "error": "exec is not supported by this runtime"
+                    if exec_process is None
+                    else "exec needs a process",
+                    "exit_code": 126,
+                },
+            )
             return
         session = ExecSession(str(req.get("id") or ""), client)
         child_fds: list[int] = []
@@ -616,8 +633,7 @@ class Monitor:
             with contextlib.suppress(OSError, ValueError, TypeError):
                 _set_winsize(master, req["height"], req["width"])
         if req.get("stdin"):
-            session.stdin = StdinWriter(self.sel, os.dup(master), True,
-                                        lambda p: self._pause_client(session.client, p))
+            session.stdin = StdinWriter(self.sel, os.dup(master), True, lambda p: self._pause_client(session.client, p))
 
     def _on_exec_output(self, session: ExecSession, fd: int) -> None:
         try:
@@ -669,13 +685,15 @@ class Monitor:
             session.master = None
 
     def _op_info(self, client: Client, _req: dict[str, Any]) -> None:
-        self._reply(client, {"pid": self.init_pid, "monitor_pid": os.getpid(),
-                             "running": self.init_status is None})
+        self._reply(client, {"pid": self.init_pid, "monitor_pid": os.getpid(), "running": self.init_status is None})
 
     def _wait_answer(self) -> dict[str, Any]:
         assert self.result is not None
-        answer = {"exit": self.result["ExitCode"], "finished_at": self.result["FinishedAt"],
-                  "oom_killed": self.result["OOMKilled"]}
+        answer = {
+            "exit": self.result["ExitCode"],
+            "finished_at": self.result["FinishedAt"],
+            "oom_killed": self.result["OOMKilled"],
+        }
         if self.result["Error"]:
             answer["error"] = self.result["Error"]
         return answer

@@ -176,9 +176,7 @@ class OCICliRuntime:
             check=False,
         )
 
-    def _run_with_console(
-        self, args: list[str], container_id: str, log: str, work: str
-    ) -> tuple[int | None, int]:
+    def _run_with_console(self, args: list[str], container_id: str, log: str, work: str) -> tuple[int | None, int]:
         """Run create/exec while accepting the pty master the runtime sends on a console socket."""
         console_dir = work
         if len(os.fsencode(os.path.join(work, "console.sock"))) >= UNIX_PATH_MAX:

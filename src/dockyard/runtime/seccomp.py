@@ -475,4 +475,3 @@ def mode(pid: int | str = "self") -> int:
             if line.startswith("Seccomp:"):
                 return int(line.split()[1])
     return 0
-

@@ -93,9 +93,7 @@ def _only_with(names: str, cap: str) -> dict[str, Any]:
 DEFAULT_PROFILE: dict[str, Any] = {
     "defaultAction": "SCMP_ACT_ERRNO",
     "defaultErrnoRet": errno.EPERM,
-    "archMap": [
-        {"architecture": native, "subArchitectures": subs} for native, subs in ARCH_MAP.values()
-    ],
+    "archMap": [{"architecture": native, "subArchitectures": subs} for native, subs in ARCH_MAP.values()],
     "syscalls": [
         _allow(_BASE_ALLOWED),
         _allow("process_vm_readv process_vm_writev ptrace", includes={"minKernel": "4.8"}),

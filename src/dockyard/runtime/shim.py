@@ -207,13 +207,27 @@ class MonitorHandle:
         """Attach to the container's stdio; output produced from now on is delivered."""
         return self._open_stream({"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr})
 
-    def exec(self, exec_id: str, process: dict[str, Any], *, stdin: bool, stdout: bool, stderr: bool,
-             console_size: tuple[int, int] | None = None) -> AttachConnection:
+    def exec(
+        self,
+        exec_id: str,
+        process: dict[str, Any],
+        *,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+        console_size: tuple[int, int] | None = None,
+    ) -> AttachConnection:
         """Start `process` (an OCI process object) in the running container. The connection carries
         its output (and its stdin when asked for) and ends with its exit code; RuntimeFailure
         (docker's 126/127) when it cannot start."""
-        request: dict[str, Any] = {"op": "exec", "id": exec_id, "process": process, "stdin": stdin,
-                                   "stdout": stdout, "stderr": stderr}
+        request: dict[str, Any] = {
+            "op": "exec",
+            "id": exec_id,
+            "process": process,
+            "stdin": stdin,
+            "stdout": stdout,
+            "stderr": stderr,
+        }
         if console_size:
             request["height"], request["width"] = console_size
         return self._open_stream(request)
@@ -251,8 +265,9 @@ class MonitorHandle:
 
     def resize(self, height: int, width: int, exec_id: str | None = None) -> None:
         """Set the terminal size of the container (or of one of its execs)."""
-        self._call({"op": "resize", "height": int(height), "width": int(width),
-                    **({"exec": exec_id} if exec_id else {})})
+        self._call(
+            {"op": "resize", "height": int(height), "width": int(width), **({"exec": exec_id} if exec_id else {})}
+        )
 
     def running(self) -> bool:
         """Whether the monitor still serves (the container has not finished exiting)."""
@@ -289,8 +304,12 @@ class MonitorHandle:
             if status is not None:
                 return status
             if time.monotonic() >= deadline:
-                return ExitStatus(MONITOR_LOST_CODE, rfc3339_nano(), False,
-                                  "container monitor exited without recording an exit status")
+                return ExitStatus(
+                    MONITOR_LOST_CODE,
+                    rfc3339_nano(),
+                    False,
+                    "container monitor exited without recording an exit status",
+                )
             time.sleep(0.02)
 
 
@@ -316,8 +335,11 @@ def _launch_monitor(args: list[str], state_dir: str) -> bytes:
             if not launch_monitor(args, write_fd, monitor_log.fileno(), state_dir):
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "dockyard.runtime.monitor", *args],
-                    stdin=subprocess.DEVNULL, stdout=write_fd, stderr=monitor_log,
-                    start_new_session=True, cwd=state_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=write_fd,
+                    stderr=monitor_log,
+                    start_new_session=True,
+                    cwd=state_dir,
                 )
                 os.close(write_fd)
                 write_fd = -1

@@ -46,9 +46,7 @@ _RLIMIT_NAMES = {
 }  # fmt: skip
 
 
-def build_spec(
-    container: dict, rootfs: str, *, cgroups_path: str, netns_path: str | None = None
-) -> dict:
+def build_spec(container: dict, rootfs: str, *, cgroups_path: str, netns_path: str | None = None) -> dict:
     """The OCI config.json for `container`, whose root filesystem is mounted at `rootfs`."""
     config = container.get("Config") or {}
     host = container.get("HostConfig") or {}

@@ -52,7 +52,7 @@ def parse_challenges(header: str) -> list[Challenge]:
                 break
             quoted, bare = match.group(2), match.group(3)
             params[match.group(1).lower()] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
-            rest = rest[match.end():]
+            rest = rest[match.end() :]
         if scheme:
             challenges.append(Challenge(scheme.strip().lower(), params))
         rest = rest.strip().lstrip(",").strip()
@@ -143,8 +143,9 @@ class Authenticator:
         url = challenge.realm + (separator + urlencode(query) if query else "")
         status, body = self._fetch("GET", url, headers)
         if status == 401 or status == 403:
-            raise AuthenticationFailed("unauthorized: incorrect username or password" if self.auth
-                               else "unauthorized: authentication required")
+            raise AuthenticationFailed(
+                "unauthorized: incorrect username or password" if self.auth else "unauthorized: authentication required"
+            )
         if status != 200:
             raise AuthenticationFailed(f"unauthorized: token server answered {status}")
         value, lifetime = _parse_token(body)

@@ -17,8 +17,15 @@ from typing import Any
 
 DOCKER_HUB_DOMAIN = "docker.io"
 DOCKER_HUB_INDEX = "https://index.docker.io/v1/"
-_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/",
-                "https://index.docker.io/v1", "https://index.docker.io", "https://registry-1.docker.io"}
+_HUB_ALIASES = {
+    "docker.io",
+    "index.docker.io",
+    "registry-1.docker.io",
+    "https://index.docker.io/v1/",
+    "https://index.docker.io/v1",
+    "https://index.docker.io",
+    "https://registry-1.docker.io",
+}
 
 
 @dataclass(frozen=True)
@@ -44,8 +51,12 @@ class AuthConfig:
     @classmethod
     def from_api(cls, data: dict[str, Any] | None) -> AuthConfig:
         data = {str(k).lower(): v for k, v in (data or {}).items()}
-        return cls(str(data.get("username") or ""), str(data.get("password") or ""),
-                   str(data.get("identitytoken") or ""), str(data.get("serveraddress") or ""))
+        return cls(
+            str(data.get("username") or ""),
+            str(data.get("password") or ""),
+            str(data.get("identitytoken") or ""),
+            str(data.get("serveraddress") or ""),
+        )
 
 
 def registry_key(server: str) -> str:

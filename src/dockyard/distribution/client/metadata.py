@@ -43,7 +43,7 @@ class DistributionMetadata:
         """Repositories of `host` known to hold the blob (most recent first)."""
         prefix = host + "/"
         with self._lock:
-            return [s[len(prefix):] for s in self._sources.get(digest, []) if s.startswith(prefix)]
+            return [s[len(prefix) :] for s in self._sources.get(digest, []) if s.startswith(prefix)]
 
     def compressed(self, diff_id: str) -> tuple[str, int, str] | None:
         with self._lock:

@@ -60,5 +60,11 @@ class LayerProgress:
                 return
             self._last = now
             current = self.current
-        self.emit({"status": self.action, "progressDetail": {"current": current, "total": self.total},
-                   "progress": progress_bar(current, self.total), "id": self.layer})
+        self.emit(
+            {
+                "status": self.action,
+                "progressDetail": {"current": current, "total": self.total},
+                "progress": progress_bar(current, self.total),
+                "id": self.layer,
+            }
+        )

@@ -48,8 +48,16 @@ class Resolved:
 class Puller:
     """Pulls images of one registry into an ImageStore."""
 
-    def __init__(self, store: Any, registry: Registry, emit: Emit, *, max_concurrent: int = 3,
-                 platform: mf.Platform | None = None, metadata: DistributionMetadata | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        registry: Registry,
+        emit: Emit,
+        *,
+        max_concurrent: int = 3,
+        platform: mf.Platform | None = None,
+        metadata: DistributionMetadata | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.emit = emit
@@ -80,8 +88,10 @@ class Puller:
         except NotFound as exc:
             raise NotFound(f"manifest for {ref.familiar()} not found: {exc.message}") from None
         except (Unauthorized, Forbidden) as exc:
-            raise type(exc)(f"pull access denied for {ref.familiar_name}, repository does not exist or may "
-                            f"require 'docker login': {exc.message}") from None
+            raise type(exc)(
+                f"pull access denied for {ref.familiar_name}, repository does not exist or may "
+                f"require 'docker login': {exc.message}"
+            ) from None
 
     def _config(self, repo: str, manifest: mf.Manifest) -> bytes:
         data = self.registry.get_blob(repo, manifest.config.digest)
@@ -91,8 +101,10 @@ class Puller:
         if self.platform is not None:
             actual = mf.Platform.from_dict(config)
             if actual is not None and not mf.platform_matches(actual, self.platform):
-                raise NotFound(f"image with reference was found but does not match the specified platform: "
-                               f"wanted {self.platform}, actual: {actual}")
+                raise NotFound(
+                    f"image with reference was found but does not match the specified platform: "
+                    f"wanted {self.platform}, actual: {actual}"
+                )
         if len(config["rootfs"]["diff_ids"]) != len(manifest.layers):
             raise mf.ManifestError("the image config's diff ids do not match the manifest's layers")
         return data
@@ -101,8 +113,11 @@ class Puller:
     def pull(self, ref: Reference) -> PullResult:
         from dockyard.image.store import LayerBlob
 
-        status(self.emit, f"Pulling from {ref.path if ref.domain != 'docker.io' else ref.familiar_name}",
-               ref.tag or ref.digest or "latest")
+        status(
+            self.emit,
+            f"Pulling from {ref.path if ref.domain != 'docker.io' else ref.familiar_name}",
+            ref.tag or ref.digest or "latest",
+        )
         resolved = self.resolve(ref)
         manifest = resolved.manifest
         config_bytes = self._config(ref.path, manifest)
@@ -122,8 +137,9 @@ class Puller:
         for layer in unpacking:
             status(self.emit, "Extracting", layer)
         tags = [str(ref)] if ref.tag and not ref.digest else []
-        image = self.store.register(config_bytes, layer_blobs=blobs, repo_tags=tags,
-                                    repo_digests=[f"{ref.name}@{resolved.digest}"])
+        image = self.store.register(
+            config_bytes, layer_blobs=blobs, repo_tags=tags, repo_digests=[f"{ref.name}@{resolved.digest}"]
+        )
         for layer in unpacking:
             status(self.emit, "Pull complete", layer)
         status(self.emit, f"Digest: {resolved.digest}")
@@ -171,7 +187,7 @@ class Puller:
                 missing.append(desc)
         for desc in missing:
             status(self.emit, "Pulling fs layer", short(desc.digest))
-        for desc in missing[self.max_concurrent:]:
+        for desc in missing[self.max_concurrent :]:
             status(self.emit, "Waiting", short(desc.digest))
         self._download_all(repo, missing)
         return blobs

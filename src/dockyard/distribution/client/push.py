@@ -47,8 +47,16 @@ class _Blob:
 
 
 class Pusher:
-    def __init__(self, store: Any, registry: Registry, emit: Emit, *, metadata: DistributionMetadata | None = None,
-                 max_concurrent: int = 5, chunk_size: int = 0) -> None:
+    def __init__(
+        self,
+        store: Any,
+        registry: Registry,
+        emit: Emit,
+        *,
+        metadata: DistributionMetadata | None = None,
+        max_concurrent: int = 5,
+        chunk_size: int = 0,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.emit = emit
@@ -66,7 +74,7 @@ class Pusher:
         layers = list(image.layers)
         for layer in reversed(layers):
             status(self.emit, "Preparing", short(layer.diff_id))
-        for layer in list(reversed(layers))[self.max_concurrent:]:
+        for layer in list(reversed(layers))[self.max_concurrent :]:
             status(self.emit, "Waiting", short(layer.diff_id))
         with ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="push") as pool:
             sent = list(pool.map(lambda layer: self._push_layer(repo, layer), layers))
@@ -78,8 +86,11 @@ class Pusher:
         digest = self.registry.put_manifest(repo, ref.tag, manifest, media_type)
         status(self.emit, f"{ref.tag}: digest: {digest} size: {len(manifest)}")
         self.emit({"progressDetail": {}, "aux": {"Tag": ref.tag, "Digest": digest, "Size": len(manifest)}})
-        self.store.register(config_bytes, layer_blobs=[LayerBlob(x.blob, x.media_type) for x in layers],
-                            repo_digests=[f"{ref.name}@{digest}"])
+        self.store.register(
+            config_bytes,
+            layer_blobs=[LayerBlob(x.blob, x.media_type) for x in layers],
+            repo_digests=[f"{ref.name}@{digest}"],
+        )
         return PushResult(ref.tag, digest, len(manifest))
 
     # -- layers --------------------------------------------------------------------------------------
@@ -181,7 +192,9 @@ def build_manifest(config: _Blob, layers: list[_Blob]) -> tuple[bytes, str]:
         "schemaVersion": 2,
         "mediaType": media_type,
         "config": {"mediaType": config_type, "size": config.size, "digest": config.digest},
-        "layers": [{"mediaType": layer_types[layer.compression], "size": layer.size, "digest": layer.digest}
-                   for layer in layers],
+        "layers": [
+            {"mediaType": layer_types[layer.compression], "size": layer.size, "digest": layer.digest}
+            for layer in layers
+        ],
     }
     return json.dumps(doc, indent=3).encode(), media_type

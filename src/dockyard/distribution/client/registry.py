@@ -60,7 +60,7 @@ class RegistryOptions:
 def _hostname(host: str) -> str:
     """`127.0.0.1:5000` → `127.0.0.1`, `[::1]:5000` → `::1`."""
     if host.startswith("["):
-        return host[1:host.index("]")] if "]" in host else host[1:]
+        return host[1 : host.index("]")] if "]" in host else host[1:]
     return host.rsplit(":", 1)[0] if ":" in host else host
 
 
@@ -160,7 +160,9 @@ class Registry:
         self._urllib3 = urllib3
         self._timeout = urllib3.Timeout(connect=self.options.connect_timeout, read=self.options.read_timeout)
         self._pool = urllib3.PoolManager(
-            num_pools=4, maxsize=8, ssl_context=_ssl_context(self.host, self.options),
+            num_pools=4,
+            maxsize=8,
+            ssl_context=_ssl_context(self.host, self.options),
             headers={"User-Agent": USER_AGENT},
         )
         self._plain_pool: Any = None
@@ -174,8 +176,15 @@ class Registry:
 
     def _retries(self) -> Any:
         # Redirects are followed (blob GETs go to CDNs); PoolManager drops Authorization across hosts.
-        return self._urllib3.Retry(total=None, connect=2, read=0, redirect=5, status=0, raise_on_redirect=True,
-                                   remove_headers_on_redirect=["Authorization", "Cookie"])
+        return self._urllib3.Retry(
+            total=None,
+            connect=2,
+            read=0,
+            redirect=5,
+            status=0,
+            raise_on_redirect=True,
+            remove_headers_on_redirect=["Authorization", "Cookie"],
+        )
 
     def base_url(self) -> str:
         """https://host or, for insecure registries where https fails, http://host (decided once)."""
@@ -195,8 +204,9 @@ class Registry:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             self._plain_pool = self._urllib3.PoolManager(ssl_context=context, headers={"User-Agent": USER_AGENT})
-            self._plain_pool.request("GET", https + "/v2/", timeout=self._urllib3.Timeout(connect=3, read=5),
-                                     retries=False)
+            self._plain_pool.request(
+                "GET", https + "/v2/", timeout=self._urllib3.Timeout(connect=3, read=5), retries=False
+            )
             self._pool = self._plain_pool  # insecure https: no verification, as docker does
             return https
         except Exception:  # any TLS or protocol failure: the registry speaks plain HTTP
@@ -205,8 +215,17 @@ class Registry:
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url() + path
 
-    def request(self, method: str, path: str, *, scope: str = "", headers: dict[str, str] | None = None,
-                body: Any = None, stream: bool = False, ok: Iterable[int] = (200,)) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str = "",
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        stream: bool = False,
+        ok: Iterable[int] = (200,),
+    ) -> Any:
         """One request with auth: pre-authorised from the last challenge, retried once after a 401."""
         url = self.url(path)
         allowed = set(ok)
@@ -230,8 +249,16 @@ class Registry:
 
     def _send(self, method: str, url: str, headers: dict[str, str], body: Any, stream: bool) -> Any:
         try:
-            return self._pool.request(method, url, headers=headers, body=body, preload_content=not stream,
-                                      timeout=self._timeout, retries=self._retries(), redirect=True)
+            return self._pool.request(
+                method,
+                url,
+                headers=headers,
+                body=body,
+                preload_content=not stream,
+                timeout=self._timeout,
+                retries=self._retries(),
+                redirect=True,
+            )
         except self._urllib3.exceptions.HTTPError as exc:
             raise RegistryError(f'{method} "{url}": {_reason(exc)}') from None
 
@@ -243,19 +270,29 @@ class Registry:
     def get_manifest(self, repo: str, reference: str, accept: Iterable[str]) -> Manifest:
         from dockyard.image.content import sha256_digest
 
-        response = self.request("GET", f"/v2/{repo}/manifests/{quote(reference, safe=':')}",
-                                scope=f"repository:{repo}:pull", headers={"Accept": ", ".join(accept)})
+        response = self.request(
+            "GET",
+            f"/v2/{repo}/manifests/{quote(reference, safe=':')}",
+            scope=f"repository:{repo}:pull",
+            headers={"Accept": ", ".join(accept)},
+        )
         data = response.data
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
         return Manifest(data, media_type, sha256_digest(data))
 
     def head_manifest(self, repo: str, reference: str, accept: Iterable[str]) -> tuple[str, str, int]:
         """(digest, media type, size) without the body (`docker buildx imagetools`-like lookups)."""
-        response = self.request("HEAD", f"/v2/{repo}/manifests/{quote(reference, safe=':')}",
-                                scope=f"repository:{repo}:pull", headers={"Accept": ", ".join(accept)})
-        return (response.headers.get("Docker-Content-Digest", ""),
-                (response.headers.get("Content-Type") or "").split(";")[0].strip(),
-                int(response.headers.get("Content-Length") or 0))
+        response = self.request(
+            "HEAD",
+            f"/v2/{repo}/manifests/{quote(reference, safe=':')}",
+            scope=f"repository:{repo}:pull",
+            headers={"Accept": ", ".join(accept)},
+        )
+        return (
+            response.headers.get("Docker-Content-Digest", ""),
+            (response.headers.get("Content-Type") or "").split(";")[0].strip(),
+            int(response.headers.get("Content-Length") or 0),
+        )
 
     def blob_exists(self, repo: str, digest: str, scope: str = "") -> bool:
         try:
@@ -274,22 +311,36 @@ class Registry:
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> BlobUpload | None:
         """Cross-repository mount; None when mounted, else the upload session the registry opened."""
         scope = f"repository:{repo}:pull,push repository:{from_repo}:pull"
-        response = self.request("POST", f"/v2/{repo}/blobs/uploads/?mount={digest}&from={quote(from_repo)}",
-                                scope=scope, ok=(201, 202))
+        response = self.request(
+            "POST", f"/v2/{repo}/blobs/uploads/?mount={digest}&from={quote(from_repo)}", scope=scope, ok=(201, 202)
+        )
         if response.status == 201:
             return None
         return BlobUpload(urljoin(self.url(f"/v2/{repo}/blobs/uploads/"), response.headers["Location"]))
 
     def start_upload(self, repo: str) -> BlobUpload:
-        response = self.request("POST", f"/v2/{repo}/blobs/uploads/", scope=f"repository:{repo}:pull,push",
-                                ok=(202,), headers={"Content-Length": "0"})
+        response = self.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/",
+            scope=f"repository:{repo}:pull,push",
+            ok=(202,),
+            headers={"Content-Length": "0"},
+        )
         location = response.headers.get("Location")
         if not location:
             raise RegistryError("the registry opened an upload without a Location")
         return BlobUpload(urljoin(self.url(f"/v2/{repo}/blobs/uploads/"), location))
 
-    def upload(self, repo: str, upload: BlobUpload, digest: str, size: int, source: BinaryIO,
-               progress: Progress | None = None, chunk_size: int = 0) -> None:
+    def upload(
+        self,
+        repo: str,
+        upload: BlobUpload,
+        digest: str,
+        size: int,
+        source: BinaryIO,
+        progress: Progress | None = None,
+        chunk_size: int = 0,
+    ) -> None:
         """Send a blob: one monolithic PUT, or PATCH chunks of `chunk_size` then a closing PUT."""
         scope = f"repository:{repo}:pull,push"
         location = upload.location
@@ -299,9 +350,18 @@ class Registry:
                 data = source.read(min(chunk_size, size - offset))
                 if not data:
                     raise RegistryError(f"blob {digest} ended after {offset} of {size} bytes")
-                response = self.request("PATCH", location, scope=scope, body=data, ok=(202,), headers={
-                    "Content-Type": "application/octet-stream", "Content-Length": str(len(data)),
-                    "Content-Range": f"{offset}-{offset + len(data) - 1}"})
+                response = self.request(
+                    "PATCH",
+                    location,
+                    scope=scope,
+                    body=data,
+                    ok=(202,),
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(len(data)),
+                        "Content-Range": f"{offset}-{offset + len(data) - 1}",
+                    },
+                )
                 location = urljoin(location, response.headers.get("Location") or location)
                 offset += len(data)
                 if progress:
@@ -312,14 +372,26 @@ class Registry:
             body = _ProgressReader(source, progress)
             length = size
         separator = "&" if "?" in location else "?"
-        self.request("PUT", f"{location}{separator}digest={digest}", scope=scope, body=body, ok=(201, 204),
-                     headers={"Content-Type": "application/octet-stream", "Content-Length": str(length)})
+        self.request(
+            "PUT",
+            f"{location}{separator}digest={digest}",
+            scope=scope,
+            body=body,
+            ok=(201, 204),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(length)},
+        )
 
     def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> str:
         from dockyard.image.content import sha256_digest
 
-        response = self.request("PUT", f"/v2/{repo}/manifests/{reference}", scope=f"repository:{repo}:pull,push",
-                                body=data, ok=(200, 201, 202), headers={"Content-Type": media_type})
+        response = self.request(
+            "PUT",
+            f"/v2/{repo}/manifests/{reference}",
+            scope=f"repository:{repo}:pull,push",
+            body=data,
+            ok=(200, 201, 202),
+            headers={"Content-Type": media_type},
+        )
         return response.headers.get("Docker-Content-Digest") or sha256_digest(data)
 
     def tags(self, repo: str) -> list[str]:
@@ -335,8 +407,9 @@ class Registry:
 
     def search(self, term: str, limit: int) -> dict[str, Any]:
         """The v1 search API docker's daemon calls (`GET /v1/search?q=&n=`)."""
-        response = self.request("GET", f"/v1/search?q={quote(term)}&n={limit}", scope="",
-                                headers={"X-Docker-Token": "true"})
+        response = self.request(
+            "GET", f"/v1/search?q={quote(term)}&n={limit}", scope="", headers={"X-Docker-Token": "true"}
+        )
         try:
             data = json.loads(response.data)
         except ValueError:
@@ -349,7 +422,7 @@ class Registry:
 def _next_link(header: str) -> str | None:
     for part in header.split(","):
         if 'rel="next"' in part and "<" in part and ">" in part:
-            return part[part.index("<") + 1:part.index(">")]
+            return part[part.index("<") + 1 : part.index(">")]
     return None
 
 

@@ -34,8 +34,7 @@ class Route:
     ref: str
 
 
-def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None,
-          content_type: str = JSON) -> Response:
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None, content_type: str = JSON) -> Response:
     return Response(status, {"Content-Type": content_type, **(headers or {})}, json.dumps(obj).encode())
 
 
@@ -67,8 +66,9 @@ def _paginate(items: list[str], req: Request, link_path: str, key: str, extra: d
 class RegistryApp:
     """The request handler given to the HTTP server."""
 
-    def __init__(self, storage: Storage, access: Authorizer, token_path: str | None = None,
-                 token_issuer: Any = None) -> None:
+    def __init__(
+        self, storage: Storage, access: Authorizer, token_path: str | None = None, token_issuer: Any = None
+    ) -> None:
         self.storage = storage
         self.access = access
         self.token_path = token_path
@@ -134,14 +134,14 @@ class RegistryApp:
     def get_manifest(self, req: Request, route: Route) -> Response:
         self._allow(req, route.name, "pull")
         m = self.storage.get_manifest(route.name, route.ref)
-        return Response(200, {"Content-Type": m.media_type, "Docker-Content-Digest": m.digest,
-                              "Etag": f'"{m.digest}"'}, m.data)
+        return Response(
+            200, {"Content-Type": m.media_type, "Docker-Content-Digest": m.digest, "Etag": f'"{m.digest}"'}, m.data
+        )
 
     def put_manifest(self, req: Request, route: Route) -> Response:
         self._allow(req, route.name, "push")
         data = req.body.read(MAX_MANIFEST + 1)
-        digest, subject = self.storage.put_manifest(route.name, route.ref, data,
-                                                    req.headers.get("content-type", ""))
+        digest, subject = self.storage.put_manifest(route.name, route.ref, data, req.headers.get("content-type", ""))
         headers = {"Location": f"/v2/{route.name}/manifests/{digest}", "Docker-Content-Digest": digest}
         if subject:
             headers["OCI-Subject"] = subject
@@ -162,8 +162,11 @@ class RegistryApp:
         artifact_type = req.arg("artifactType")
         manifests = self.storage.referrers(route.name, check_digest(route.ref), artifact_type)
         headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
-        return _json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}, headers=headers,
-                     content_type=OCI_INDEX)
+        return _json(
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests},
+            headers=headers,
+            content_type=OCI_INDEX,
+        )
 
     # ---- blobs --------------------------------------------------------------------------------
     def get_blob(self, req: Request, route: Route) -> Response:
@@ -174,9 +177,13 @@ class RegistryApp:
             size = os.fstat(f.fileno()).st_size if f else os.stat(path).st_size
         except FileNotFoundError:
             raise RegistryError("BLOB_UNKNOWN", {"digest": route.ref}) from None
-        headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": route.ref,
-                   "Etag": f'"{route.ref}"', "Accept-Ranges": "bytes",
-                   "Cache-Control": "max-age=31536000"}
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Docker-Content-Digest": route.ref,
+            "Etag": f'"{route.ref}"',
+            "Accept-Ranges": "bytes",
+            "Cache-Control": "max-age=31536000",
+        }
         start, end, status = 0, size - 1, 200
         wanted = req.headers.get("range")
         if wanted:
@@ -199,8 +206,11 @@ class RegistryApp:
 
     # ---- uploads ------------------------------------------------------------------------------
     def _upload_headers(self, route: Route, uuid: str, size: int) -> dict[str, str]:
-        return {"Location": f"/v2/{route.name}/blobs/uploads/{uuid}", "Docker-Upload-UUID": uuid,
-                "Range": f"0-{max(size - 1, 0)}"}
+        return {
+            "Location": f"/v2/{route.name}/blobs/uploads/{uuid}",
+            "Docker-Upload-UUID": uuid,
+            "Range": f"0-{max(size - 1, 0)}",
+        }
 
     def _created(self, route: Route, digest: str) -> Response:
         return Response(201, {"Location": f"/v2/{route.name}/blobs/{digest}", "Docker-Content-Digest": digest})

@@ -29,8 +29,14 @@ CODES: dict[str, tuple[int, str]] = {
 class RegistryError(Exception):
     """A failure the client sees as `{"errors":[{"code","message","detail"}]}` with the code's status."""
 
-    def __init__(self, code: str, detail: Any = None, message: str | None = None, status: int | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        detail: Any = None,
+        message: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         default_status, default_message = CODES[code]
         self.code = code
         self.message = message or default_message

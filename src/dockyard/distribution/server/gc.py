@@ -52,8 +52,14 @@ def _all_repositories(storage: Storage) -> list[str]:
     return sorted(out)
 
 
-def collect(root: str, dry_run: bool = False, delete_untagged: bool = False, min_age: float = DEFAULT_MIN_AGE,
-            upload_age: float = DEFAULT_UPLOAD_AGE, report: Callable[[str], None] = lambda line: None) -> GcResult:
+def collect(
+    root: str,
+    dry_run: bool = False,
+    delete_untagged: bool = False,
+    min_age: float = DEFAULT_MIN_AGE,
+    upload_age: float = DEFAULT_UPLOAD_AGE,
+    report: Callable[[str], None] = lambda line: None,
+) -> GcResult:
     storage = Storage(root)
     paths = storage.paths
     result = GcResult()
@@ -89,9 +95,11 @@ def collect(root: str, dry_run: bool = False, delete_untagged: bool = False, min
     if not dry_run:
         _drop_dangling_links(storage, repos, set(result.blobs))
     result.uploads = _stale_uploads(storage, now - upload_age, dry_run, report)
-    report(f"{len(result.marked)} blobs marked, {len(result.blobs)} blobs and {len(result.manifests)} manifests "
-           f"eligible for deletion, {len(result.uploads)} stale uploads, {result.freed} bytes"
-           f"{' would be' if dry_run else ''} freed")
+    report(
+        f"{len(result.marked)} blobs marked, {len(result.blobs)} blobs and {len(result.manifests)} manifests "
+        f"eligible for deletion, {len(result.uploads)} stale uploads, {result.freed} bytes"
+        f"{' would be' if dry_run else ''} freed"
+    )
     return result
 
 
@@ -103,8 +111,7 @@ def _tagged(storage: Storage, repo: str) -> set[str]:
     return out
 
 
-def _mark_manifest(storage: Storage, repo: str, digest: str, result: GcResult,
-                   report: Callable[[str], None]) -> None:
+def _mark_manifest(storage: Storage, repo: str, digest: str, result: GcResult, report: Callable[[str], None]) -> None:
     report(f"{repo}: marking manifest {digest}")
     result.marked.add(digest)
     try:

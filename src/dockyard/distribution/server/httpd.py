@@ -169,8 +169,14 @@ Handler = Callable[[Request], Response]
 class HTTPServer:
     """Threaded HTTP/1.1 server on a TCP address, optionally TLS."""
 
-    def __init__(self, addr: tuple[str, int], handler: Handler, ssl_context: ssl.SSLContext | None = None,
-                 common_headers: dict[str, str] | None = None, idle_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        handler: Handler,
+        ssl_context: ssl.SSLContext | None = None,
+        common_headers: dict[str, str] | None = None,
+        idle_timeout: float = 120.0,
+    ) -> None:
         self.handler = handler
         self.ssl_context = ssl_context
         self.idle_timeout = idle_timeout
@@ -189,8 +195,9 @@ class HTTPServer:
                 if self._closing:
                     return
                 continue
-            thread = threading.Thread(target=self._serve_connection, args=(sock, peer), daemon=True,
-                                      name=f"registry-conn-{peer[1]}")
+            thread = threading.Thread(
+                target=self._serve_connection, args=(sock, peer), daemon=True, name=f"registry-conn-{peer[1]}"
+            )
             thread.start()
 
     def shutdown(self) -> None:
@@ -294,8 +301,7 @@ class HTTPServer:
 
     def _send(self, sock: socket.socket, method: str, resp: Response, keep_alive: bool) -> None:
         length = len(resp.body) if resp.length is None else resp.length
-        head = [_STATUS_LINES.get(resp.status) or f"HTTP/1.1 {resp.status} Unknown\r\n".encode(),
-                self._common.encode()]
+        head = [_STATUS_LINES.get(resp.status) or f"HTTP/1.1 {resp.status} Unknown\r\n".encode(), self._common.encode()]
         head.append("".join(f"{k}: {v}\r\n" for k, v in resp.headers.items()).encode("latin-1"))
         if resp.status != 204 and resp.status >= 200:
             head.append(b"Content-Length: %d\r\n" % length)

@@ -14,7 +14,15 @@ def search(names: list[str], query: str, limit: int | None) -> dict[str, Any]:
     limit = DEFAULT_LIMIT if not limit or limit < 1 else min(limit, MAX_LIMIT)
     hits = [n for n in names if term in n]
     hits.sort(key=lambda n: (n != term, not n.rsplit("/", 1)[-1].startswith(term), n))
-    results = [{"name": n, "description": "", "star_count": 0, "is_official": False, "is_automated": False}
-               for n in hits[:limit]]
-    return {"query": query, "num_results": len(results), "page_size": limit, "page": 1, "num_pages": 1,
-            "results": results}
+    results = [
+        {"name": n, "description": "", "star_count": 0, "is_official": False, "is_automated": False}
+        for n in hits[:limit]
+    ]
+    return {
+        "query": query,
+        "num_results": len(results),
+        "page_size": limit,
+        "page": 1,
+        "num_pages": 1,
+        "results": results,
+    }

@@ -60,8 +60,14 @@ def create_server(config: RegistryConfig) -> HTTPServer:
         if not config.token_key:
             raise ValueError("token auth needs --token-key (a PEM private key file; created when missing)")
         service = config.token_service or ""  # default: the bound address, set below
-        issuer = TokenAccess(Signer(load_or_create_key(config.token_key)), config.token_realm, service,
-                             config.token_issuer, acl, htpasswd)
+        issuer = TokenAccess(
+            Signer(load_or_create_key(config.token_key)),
+            config.token_realm,
+            service,
+            config.token_issuer,
+            acl,
+            htpasswd,
+        )
         access = issuer
         token_path = urlsplit(config.token_realm).path or "/"
         if token_path.startswith(("/v2/", "/v1/")) or token_path == "/v2":

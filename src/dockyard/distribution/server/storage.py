@@ -214,14 +214,18 @@ class Storage:
             f.seek(0, os.SEEK_END)
             yield f
 
-    def append_upload(self, name: str, uuid: str, body: Reader, length: int | None,
-                      start: int | None = None) -> int:
+    def append_upload(self, name: str, uuid: str, body: Reader, length: int | None, start: int | None = None) -> int:
         """Append a chunk (at `start` when the client said so: out of order is 416); returns the new size."""
         with self._locked_data(name, uuid) as f:
             size = f.tell()
             if start is not None and start != size:
-                raise RegistryError("BLOB_UPLOAD_INVALID", {"expected": size, "got": start}, status=416,
-                                    message="invalid content range", headers={"Range": f"0-{max(size - 1, 0)}"})
+                raise RegistryError(
+                    "BLOB_UPLOAD_INVALID",
+                    {"expected": size, "got": start},
+                    status=416,
+                    message="invalid content range",
+                    headers={"Range": f"0-{max(size - 1, 0)}"},
+                )
             return self._write_body(uuid, f, size, body, length)
 
     def _write_body(self, uuid: str, f: Any, size: int, body: Reader, length: int | None) -> int:

@@ -41,8 +41,7 @@ def load_or_create_key(path: str) -> Any:
         with open(path, "rb") as f:
             return serialization.load_pem_private_key(f.read(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     atomic_write(path, pem, mode=0o600)
     return key
 
@@ -95,8 +94,7 @@ class Signer:
             if self.alg == "ES256":
                 if len(signature) != 64:
                     return None
-                der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
-                                           int.from_bytes(signature[32:], "big"))
+                der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
                 self.public.verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
             else:
                 self.public.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
@@ -109,8 +107,9 @@ class Signer:
 class TokenAccess:
     """Bearer tokens issued by this process; the token endpoint grants what the ACL allows."""
 
-    def __init__(self, signer: Signer, realm: str, service: str, issuer: str, acl: Acl,
-                 htpasswd: Htpasswd | None) -> None:
+    def __init__(
+        self, signer: Signer, realm: str, service: str, issuer: str, acl: Acl, htpasswd: Htpasswd | None
+    ) -> None:
         self.signer = signer
         self.realm = realm
         self.service = service
@@ -197,11 +196,24 @@ class TokenAccess:
                 continue
             granted = self.acl.granted(account, scope)
             if granted:
-                access.append({"type": scope.type, "name": scope.name,
-                               "actions": sorted(a for a in granted if a in scope.actions or "*" in scope.actions)})
+                access.append(
+                    {
+                        "type": scope.type,
+                        "name": scope.name,
+                        "actions": sorted(a for a in granted if a in scope.actions or "*" in scope.actions),
+                    }
+                )
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": account or "", "aud": self.service, "exp": now + TOKEN_TTL,
-                  "nbf": now - 1, "iat": now, "jti": secrets.token_hex(16), "access": access}
+        claims = {
+            "iss": self.issuer,
+            "sub": account or "",
+            "aud": self.service,
+            "exp": now + TOKEN_TTL,
+            "nbf": now - 1,
+            "iat": now,
+            "jti": secrets.token_hex(16),
+            "access": access,
+        }
         token = self.signer.sign(claims)
         issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         return {"token": token, "access_token": token, "expires_in": TOKEN_TTL, "issued_at": issued}

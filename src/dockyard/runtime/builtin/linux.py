@@ -89,9 +89,7 @@ def _b(value: str | None) -> bytes | None:
     return None if value is None else os.fsencode(value)
 
 
-def mount(
-    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
-) -> None:
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     """mount(2)."""
     try:
         _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)))
@@ -134,9 +132,7 @@ def setdomainname(name: str) -> None:
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     """prctl(2)."""
     return _check(
-        _libc.prctl(
-            option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)
-        )
+        _libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5))
     )
 
 
