@@ -16,7 +16,8 @@ RAW_STREAM = "application/vnd.docker.raw-stream"
 MUX_STREAM = "application/vnd.docker.multiplexed-stream"
 
 
-def _stream_type(req: Request, tty: bool) -> str:
+def stream_type(req: Request, tty: bool) -> str:
+    """Docker's rule for attach/exec/logs: multiplexed frames without a tty from API 1.42 on."""
     return MUX_STREAM if not tty and req.api_at_least("1.42") else RAW_STREAM
 
 
@@ -115,7 +116,7 @@ def register(router: Router, daemon: Any) -> None:
             if batch:
                 yield bytes(batch)
 
-        return StreamResponse(gen(), _stream_type(req, tty))
+        return StreamResponse(gen(), stream_type(req, tty))
 
     @router.route("POST", "/containers/{id}/attach")
     def attach(req: Request) -> object:
@@ -124,7 +125,7 @@ def register(router: Router, daemon: Any) -> None:
         c = svc.get(req.params["id"])
         keys = parse_detach_keys(req.arg("detachKeys"))
         tty = bool(c.config.get("Tty"))
-        sock = req.hijack(_stream_type(req, tty))
+        sock = req.hijack(stream_type(req, tty))
         session = AttachSession(
             sock,
             tty=tty,

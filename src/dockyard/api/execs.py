@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from dockyard.api.containers import stream_type
 from dockyard.api.http import HIJACKED, Request, Response, json_response
 from dockyard.api.router import Router
 from dockyard.errors import InvalidParameter
-
-RAW_STREAM = "application/vnd.docker.raw-stream"
-MUX_STREAM = "application/vnd.docker.multiplexed-stream"
 
 
 def register(router: Router, daemon: Any) -> None:
@@ -36,7 +34,7 @@ def register(router: Router, daemon: Any) -> None:
             svc.start(rec, None, rec.tty, console_size)
             return Response(200, b"")
         tty = bool(body.get("Tty"))
-        sock = req.hijack(MUX_STREAM if not tty and req.api_at_least("1.42") else RAW_STREAM)
+        sock = req.hijack(stream_type(req, tty))
         run = svc.start(rec, sock, tty, console_size)
         if run is not None:
             run.client_done.wait()

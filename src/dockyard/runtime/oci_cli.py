@@ -47,33 +47,7 @@ class OCICliRuntime:
 
     def create(self, container_id: str, bundle: str, stdio: Stdio) -> int:
         """`<runtime> create`; returns the init's pid (a child of ours once the runtime exits)."""
-        work = self._scratch_dir("create")
-        try:
-            log = os.path.join(work, "log.json")
-            pid_file = os.path.join(work, "init.pid")
-            args = ["create", "--bundle", bundle, "--pid-file", pid_file]
-            if stdio.terminal:
-                master, rc = self._run_with_console(args, container_id, log, work)
-            else:
-                master = None
-                proc = subprocess.Popen(
-                    self._command(log, [*args, container_id]),
-                    stdin=stdio.stdin if stdio.stdin is not None else subprocess.DEVNULL,
-                    stdout=stdio.stdout,
-                    stderr=stdio.stderr,
-                )
-                rc = proc.wait()
-            if rc != 0:
-                if master is not None:
-                    os.close(master)
-                self._force_delete(container_id)
-                raise self._failure("create", log, "")
-            with open(pid_file) as f:
-                pid = int(f.read().strip())
-        finally:
-            _remove_scratch(work)
-        if master is not None:
-            self._consoles[container_id] = master
+        pid = self._start_process("create", ["--bundle", bundle], container_id, stdio)
         cgroup = _memory_cgroup_dir(pid)
         if cgroup:
             self._memory_cgroups[container_id] = cgroup
@@ -83,15 +57,23 @@ class OCICliRuntime:
         """`<runtime> exec --detach --process`: start `process` (an OCI process object) in the
         running container; returns its host pid (a child of ours, the caller being a subreaper).
         With a terminal, its pty master is then available from `take_console`."""
-        work = self._scratch_dir("exec")
+        return self._start_process("exec", ["--detach"], container_id, stdio, process)
+
+    def _start_process(
+        self, verb: str, extra: list[str], container_id: str, stdio: Stdio, process: dict | None = None
+    ) -> int:
+        """Run `create` or `exec` with our stdio (or a console socket) and return the pid it wrote."""
+        work = self._scratch_dir(verb)
+        master = None
         try:
             log = os.path.join(work, "log.json")
-            pid_file = os.path.join(work, "exec.pid")
-            process_file = os.path.join(work, "process.json")
-            with open(process_file, "w") as f:
-                json.dump(process, f)
-            args = ["exec", "--detach", "--pid-file", pid_file, "--process", process_file]
-            master = None
+            pid_file = os.path.join(work, f"{verb}.pid")
+            args = [verb, *extra, "--pid-file", pid_file]
+            if process is not None:
+                process_file = os.path.join(work, "process.json")
+                with open(process_file, "w") as f:
+                    json.dump(process, f)
+                args += ["--process", process_file]
             if stdio.terminal:
                 master, rc = self._run_with_console(args, container_id, log, work)
             else:
@@ -104,7 +86,9 @@ class OCICliRuntime:
             if rc != 0:
                 if master is not None:
                     os.close(master)
-                raise self._failure("exec", log, "")
+                if verb == "create":
+                    self._force_delete(container_id)
+                raise self._failure(verb, log, "")
             with open(pid_file) as f:
                 pid = int(f.read().strip())
         finally:
