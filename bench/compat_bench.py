@@ -1,0 +1,124 @@
+"""Issue 3's benchmarks: the real docker CLI against dockyard vs against a private dockerd.
+
+Measures, side by side in one run with interleaved repetitions:
+- `docker run --rm busybox true` (target: dockyard at most half of dockerd's median);
+- `docker exec CID true` round trip (same target);
+- `docker logs` of a ~100 MB json-file log, in MB/s (target: at least dockerd's throughput).
+
+    sudo .venv/bin/python bench/compat_bench.py [--runs 15] [--log-mb 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from tests.helpers.daemon import DaemonEnv, host_cleanup
+from tests.helpers.dockerd import PrivateDockerd, dockerd_available
+from tests.helpers.rootfs import busybox_rootfs_tar
+
+
+def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}...: {proc.stderr.decode()[-300:]}")
+    return elapsed
+
+
+def wait_exit(cli: list[str], cid: str) -> None:
+    subprocess.run([*cli, "wait", cid], check=True, capture_output=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--log-mb", type=int, default=100)
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not shutil.which("docker"):
+        print("run as root with the docker CLI installed", file=sys.stderr)
+        return 1
+    base = Path(tempfile.mkdtemp(prefix="dyc-", dir="/tmp"))
+    dy = DaemonEnv(base / "dy", base / "dy" / "data", base / "dy" / "run", base / "dy" / "d.sock")
+    dockerd = PrivateDockerd(base / "docker") if dockerd_available() else None
+    try:
+        (base / "dy").mkdir()
+        tar = busybox_rootfs_tar(base / "busybox.tar", base / "build")
+        dy.start()
+        engines = {"dockyard": ["docker", "-H", dy.host]}
+        if dockerd:
+            dockerd.start()
+            engines["dockerd"] = dockerd.cli
+        for cli in engines.values():
+            subprocess.run(
+                [*cli, "import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest"], check=True, capture_output=True
+            )
+        net = {name: ["--network", "none"] for name in engines}  # dockerd here has no bridge
+        sleepers = {
+            name: subprocess.run(
+                [*cli, "run", "-d", *net[name], "busybox", "sleep", "1000"], check=True, capture_output=True, text=True
+            ).stdout.strip()
+            for name, cli in engines.items()
+        }
+        samples: dict[tuple[str, str], list[float]] = {}
+        for _ in range(args.runs):
+            for name, cli in engines.items():
+                samples.setdefault(("run --rm true", name), []).append(
+                    timed([*cli, "run", "--rm", *net[name], "busybox", "true"])
+                )
+                samples.setdefault(("exec true", name), []).append(timed([*cli, "exec", sleepers[name], "true"]))
+        lines = args.log_mb * 10_000  # 100-byte lines
+        line = "0123456789" * 10
+        script = f"yes {line} | head -n {lines}"
+        throughput: dict[str, float] = {}
+        for name, cli in engines.items():
+            cid = subprocess.run(
+                [*cli, "run", "-d", *net[name], "busybox", "sh", "-c", script],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            wait_exit(cli, cid)
+            best = min(timed([*cli, "logs", cid]) for _ in range(3))
+            throughput[name] = args.log_mb * 1.01 / best
+        version = subprocess.run(["docker", "--version"], capture_output=True, text=True).stdout.strip()
+        print(f"== the real docker CLI ({version}), {args.runs} interleaved runs")
+        rows = [["operation", "engine", "median ms", "min ms", "vs dockerd"]]
+        for (op, name), values in samples.items():
+            ref = statistics.median(samples[(op, "dockerd")]) if (op, "dockerd") in samples else None
+            med = statistics.median(values)
+            rows.append(
+                [op, name, f"{med * 1000:.0f}", f"{min(values) * 1000:.0f}", f"{med / ref:.2f}x" if ref else "-"]
+            )
+        for name, mbps in throughput.items():
+            ref = throughput.get("dockerd")
+            rows.append([f"logs {args.log_mb} MB", name, f"{mbps:.0f} MB/s", "", f"{mbps / ref:.2f}x" if ref else "-"])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    finally:
+        for cli in [["docker", "-H", dy.host]] if dy.proc else []:
+            ids = subprocess.run([*cli, "ps", "-aq"], capture_output=True, text=True).stdout.split()
+            if ids:
+                subprocess.run([*cli, "rm", "-f", *ids], capture_output=True)
+        dy.stop()
+        host_cleanup(dy)
+        if dockerd:
+            dockerd.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
