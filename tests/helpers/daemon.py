@@ -111,8 +111,10 @@ def host_cleanup(env: DaemonEnv) -> list[str]:
     for mnt in sorted((m for m in mounts if m.startswith(str(env.base))), key=len, reverse=True):
         leftovers.append(f"mount {mnt}")
         subprocess.run(["umount", "-l", mnt], check=False)
-    for cg in [*Path("/sys/fs/cgroup").glob("*/dockyard/*"), *Path("/sys/fs/cgroup").glob("*/dockyard")]:
-        # Children first, then the shared parent; a cgroup that still has processes stays.
+    # Only this daemon's containers' cgroups (another daemon may be creating its own right now),
+    # then the shared parent, which rmdir leaves alone while anything is still in it.
+    mine = [cg for cid in ids for cg in Path("/sys/fs/cgroup").glob(f"*/dockyard/{cid}")]
+    for cg in [*mine, *Path("/sys/fs/cgroup").glob("*/dockyard")]:
         with contextlib.suppress(OSError):
             cg.rmdir()
     return leftovers

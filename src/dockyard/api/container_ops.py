@@ -78,7 +78,10 @@ def register(router: Router, daemon: Any) -> None:
 
     @router.route("GET", "/system/df")
     def disk_usage(req: Request) -> Response:
-        return json_response(ops.disk_usage(req.query.get("type") or None))
+        usage = ops.disk_usage(req.query.get("type") or None)
+        if "Volumes" in usage:
+            usage["Volumes"] = daemon.volumes.disk_usage()
+        return json_response(usage)
 
     @router.route("GET", "/containers/{id}/archive")
     def get_archive(req: Request) -> Response | StreamResponse:

@@ -283,6 +283,30 @@ class APIClient:
     def df(self) -> dict[str, Any]:
         return self._json("GET", "/system/df")
 
+    # -- volumes ---------------------------------------------------------------------------------
+    def volumes(self, filters: Filters = None) -> dict[str, Any]:
+        """GET /volumes: `{"Volumes": [...], "Warnings": ...}`."""
+        return self._json("GET", "/volumes", {"filters": encode_filters(filters)})
+
+    def create_volume(
+        self,
+        name: str = "",
+        driver: str = "",
+        driver_opts: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        body = {"Name": name, "Driver": driver, "DriverOpts": driver_opts or {}, "Labels": labels or {}}
+        return self._json("POST", "/volumes/create", json_body=body)
+
+    def inspect_volume(self, name: str) -> dict[str, Any]:
+        return self._json("GET", f"/volumes/{_p(name)}")
+
+    def remove_volume(self, name: str, force: bool = False) -> None:
+        self._call("DELETE", f"/volumes/{_p(name)}", {"force": force or None})
+
+    def prune_volumes(self, filters: Filters = None) -> dict[str, Any]:
+        return self._json("POST", "/volumes/prune", {"filters": encode_filters(filters)})
+
     # -- exec ------------------------------------------------------------------------------------
     def exec_create(self, container: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", f"/containers/{_p(container)}/exec", json_body=body)

@@ -62,8 +62,10 @@ class ContainerService:
         snapshotter: Any,
         events: EventBus,
         default_runtime: str = "builtin",
+        volumes: Any = None,
     ) -> None:
         self.root = root
+        self.volumes = volumes  # daemon.volumes.VolumeService: mounts at create, copy-up, release
         self.exec_root = exec_root
         self.images = images
         self.snapshotter = snapshotter
@@ -159,11 +161,14 @@ class ContainerService:
             else:
                 full_name = self._fresh_name()
             self._names[full_name] = cid
+        mounts: list[dict[str, Any]] = []
         try:
             config["Image"] = image_ref
             if not config.get("Hostname"):
                 config["Hostname"] = cid[:12]
             record = new_record(cid, full_name, config, host_config, image.id, self.snapshotter.name, self.root)
+            if self.volumes is not None:
+                record["Mounts"] = mounts = self.volumes.attach(cid, config, host_config, self.get)
             c = Container(record, self.root)
             c.dir.mkdir(mode=0o710)
             c.rootfs.mkdir(parents=True)
@@ -175,6 +180,8 @@ class ContainerService:
             shutil.rmtree(self.root / cid, ignore_errors=True)
             with contextlib.suppress(Exception):
                 self.snapshotter.remove(cid)
+            if self.volumes is not None:
+                self.volumes.release(cid, mounts, remove_anonymous=True)
             raise
         with self._lock:
             self._containers[cid] = c
@@ -234,6 +241,10 @@ class ContainerService:
         runtime = c.host_config.get("Runtime") or self.default_runtime
         self._mount(c)
         try:
+            if self.volumes is not None and c.state["StartedAt"][:4] == "0001":  # docker's copy-up
+                from dockyard.daemon.volumes import nocopy_destinations
+
+                self.volumes.populate(c.record["Mounts"], str(c.rootfs), nocopy_destinations(c.host_config))
             spec = build_spec(c.record, str(c.rootfs), cgroups_path=f"/dockyard/{c.id}")
             if c.host_config.get("NetworkMode") == "host":
                 ns = spec["linux"]["namespaces"]
@@ -497,9 +508,9 @@ class ContainerService:
                         "before removing or force remove"
                     )
                 self._stop(c, 0, "SIGKILL")
-        self._remove_now(c)
+        self._remove_now(c, volumes)
 
-    def _remove_now(self, c: Container) -> None:
+    def _remove_now(self, c: Container, volumes: bool = False) -> None:
         with c.lock:
             if c.removed:
                 return
@@ -522,6 +533,8 @@ class ContainerService:
             self._containers.pop(c.id, None)
             if self._names.get(c.name) == c.id:
                 del self._names[c.name]
+        if self.volumes is not None:  # --rm removes anonymous volumes too, as docker does
+            self.volumes.release(c.id, c.record.get("Mounts") or (), volumes or bool(c.host_config.get("AutoRemove")))
         self._event(c, "destroy")
 
     # ------------------------------------------------------------------ rename

@@ -49,9 +49,19 @@ class Daemon:
         self.events = EventBus()
         self.snapshotter = open_snapshotter(str(self.data_root / "storage"), storage_driver)
         self.images = ImageStore(str(self.data_root), self.snapshotter)
+        from dockyard.daemon.volumes import VolumeService
+
+        self.volumes = VolumeService(self.data_root / "volumes", self.events)
         self.containers = ContainerService(
-            self.data_root / "containers", self.exec_root, self.images, self.snapshotter, self.events, default_runtime
+            self.data_root / "containers",
+            self.exec_root,
+            self.images,
+            self.snapshotter,
+            self.events,
+            default_runtime,
+            volumes=self.volumes,
         )
+        self.volumes.containers = self.containers
         self.image_service = ImageService(self.images, self.containers, self.events)
         self.container_ops = ContainerOps(self.containers, self.image_service)
         self.archive = ArchiveService(self.containers)
@@ -89,7 +99,7 @@ class Daemon:
             return value
 
     def _build_router(self) -> Router:
-        from dockyard.api import container_ops, containers, distribution, execs, images, system
+        from dockyard.api import container_ops, containers, distribution, execs, images, system, volumes
 
         router = Router()
         system.register(router, self)
@@ -97,6 +107,7 @@ class Daemon:
         images.register(router, self)
         distribution.register(router, self)
         execs.register(router, self)
+        volumes.register(router, self)
         container_ops.register(router, self)
         return router
 

@@ -203,14 +203,31 @@ def _mounts(container: dict, host: dict, privileged: bool) -> list[dict]:
         _mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
         _mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}"]),
     ]
+    user: list[dict] = []
     for dest, opts in (host.get("Tmpfs") or {}).items():
         options = ["nosuid", "nodev", "noexec", *[o for o in opts.split(",") if o]]
-        mounts.append(_mount(dest, "tmpfs", "tmpfs", options))
+        user.append(_mount(dest, "tmpfs", "tmpfs", options))
     for m in container.get("Mounts") or ():
-        if m.get("Type", "bind") in ("bind", "volume") and m.get("Source"):
+        if m.get("Type") == "tmpfs":
+            user.append(_mount(m["Destination"], "tmpfs", "tmpfs", _tmpfs_options(host, m)))
+        elif m.get("Type", "bind") in ("bind", "volume") and m.get("Source"):
             options = ["rbind", "rw" if m.get("RW", True) else "ro", m.get("Propagation") or "rprivate"]
-            mounts.append(_mount(m["Destination"], "bind", m["Source"], options))
-    return mounts
+            user.append(_mount(m["Destination"], "bind", m["Source"], options))
+    # Parents before children (docker's sortMounts), so `-v v:/data --tmpfs /data/tmp` stacks right.
+    return mounts + sorted(user, key=lambda m: m["destination"].rstrip("/").count("/"))
+
+
+def _tmpfs_options(host: dict, mount: dict) -> list[str]:
+    """A `--mount type=tmpfs` entry's options from its HostConfig.Mounts TmpfsOptions (size, mode)."""
+    options = ["nosuid", "nodev", "noexec", "rw" if mount.get("RW", True) else "ro"]
+    for m in host.get("Mounts") or ():
+        if m.get("Type") == "tmpfs" and (m.get("Target") or "").rstrip("/") == mount["Destination"]:
+            tmpfs = m.get("TmpfsOptions") or {}
+            if tmpfs.get("SizeBytes"):
+                options.append(f"size={int(tmpfs['SizeBytes'])}")
+            if tmpfs.get("Mode"):
+                options.append(f"mode={int(tmpfs['Mode']):o}")
+    return options
 
 
 def _mount(destination: str, fstype: str, source: str, options: list[str]) -> dict:
