@@ -80,6 +80,15 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "inspect": ("system", "cmd_image_inspect"),
         "prune": ("container_ops", "cmd_image_prune"),
     },
+    "volume": {
+        "create": ("volumes", "cmd_volume_create"),
+        "ls": ("volumes", "cmd_volume_ls"),
+        "list": ("volumes", "cmd_volume_ls"),
+        "inspect": ("volumes", "cmd_volume_inspect"),
+        "rm": ("volumes", "cmd_volume_rm"),
+        "remove": ("volumes", "cmd_volume_rm"),
+        "prune": ("volumes", "cmd_volume_prune"),
+    },
     "system": {
         "df": ("container_ops", "cmd_system_df"),
         "prune": ("container_ops", "cmd_system_prune"),
@@ -102,6 +111,7 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  volume      Manage volumes
   system      Manage dockyard (df, prune, info)
   daemon      Run the dockyard daemon
 

@@ -20,7 +20,7 @@ from dockyard.runtime.user import lookup_home
 # How docker reports a failed container start (daemon/start.go wraps the runtime's error).
 _DOCKER_PREFIX = (
     "failed to create task for container: failed to create shim task: OCI runtime create failed: "
-    "runc create failed: unable to start container process: "
+    "builtin runtime create failed: unable to start container process: "
 )
 
 
