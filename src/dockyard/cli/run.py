@@ -46,6 +46,9 @@ def add_container_flags(fs: FlagSet) -> FlagSet:
         .add("--security-opt", "list", help="Security Options")
         .add("--init", help="Run an init inside the container that forwards signals and reaps processes")
         .add("-v, --volume", "list", help="Bind mount a volume")
+        .add("--mount", "list", help="Attach a filesystem mount to the container")
+        .add("--tmpfs", "list", help="Mount a tmpfs directory")
+        .add("--volumes-from", "list", help="Mount volumes from the specified container(s)")
         .add("-p, --publish", "list", help="Publish a container's port(s) to the host")
         .add("--network", "str", help="Connect a container to a network", dest="network")
         .add("--net", "str", help="Connect a container to a network", dest="network")
@@ -179,6 +182,86 @@ def _ports(specs: list[str]) -> tuple[dict[str, dict], dict[str, list[dict[str, 
     return exposed, bindings
 
 
+_MOUNT_BOOLS = {"readonly", "ro", "volume-nocopy", "bind-nonrecursive"}
+
+
+def parse_mount(value: str) -> dict[str, Any]:
+    """`--mount type=bind,src=/x,dst=/y,readonly` -> a HostConfig.Mounts entry (docker's opts.MountOpt)."""
+    import csv
+
+    def fail(message: str) -> ValueError:
+        return ValueError(f'invalid argument "{value}" for "--mount" flag: {message}')
+
+    mount: dict[str, Any] = {"Type": "volume"}
+    bind: dict[str, Any] = {}
+    volume: dict[str, Any] = {}
+    tmpfs: dict[str, Any] = {}
+    for field in next(csv.reader([value])):
+        key, eq, val = field.partition("=")
+        key = key.strip().lower()
+        if not eq and key not in _MOUNT_BOOLS:
+            raise fail(f"invalid field '{field}' must be a key=value pair")
+        if key in _MOUNT_BOOLS:
+            if val.lower() not in ("", "1", "true", "0", "false"):
+                raise fail(f"invalid value for {key}: {val}")
+            flag = val.lower() in ("", "1", "true")
+            if key in ("readonly", "ro"):
+                mount["ReadOnly"] = flag
+            elif key == "volume-nocopy":
+                volume["NoCopy"] = flag
+            else:
+                bind["NonRecursive"] = flag
+        elif key == "type":
+            mount["Type"] = val
+        elif key in ("source", "src"):
+            mount["Source"] = val
+        elif key in ("target", "dst", "destination"):
+            mount["Target"] = val
+        elif key == "consistency":
+            mount["Consistency"] = val
+        elif key == "bind-propagation":
+            bind["Propagation"] = val
+        elif key == "volume-driver":
+            volume.setdefault("DriverConfig", {})["Name"] = val
+        elif key in ("volume-label", "volume-opt"):
+            name, _, item = val.partition("=")
+            target = (
+                volume.setdefault("Labels", {})
+                if key == "volume-label"
+                else volume.setdefault("DriverConfig", {}).setdefault("Options", {})
+            )
+            target[name] = item
+        elif key == "volume-subpath":
+            volume["Subpath"] = val
+        elif key == "tmpfs-size":
+            tmpfs["SizeBytes"] = ram_in_bytes(val)
+        elif key == "tmpfs-mode":
+            try:
+                tmpfs["Mode"] = int(val, 8)
+            except ValueError:
+                raise fail(f"invalid value for {key}: {val}") from None
+        else:
+            raise fail(f"unexpected key '{key}' in '{field}'")
+    if not mount.get("Target"):
+        raise fail("target is required")
+    for kind, options, key in (("bind", bind, "BindOptions"), ("volume", volume, "VolumeOptions"),
+                               ("tmpfs", tmpfs, "TmpfsOptions")):  # fmt: skip
+        if options and mount["Type"] != kind:
+            raise fail(f"cannot mix '{kind}-*' options with mount type '{mount['Type']}'")
+        if options:
+            mount[key] = options
+    return mount
+
+
+def _tmpfs(specs: list[str]) -> dict[str, str]:
+    """`--tmpfs /run:size=64m,mode=1777` -> HostConfig.Tmpfs {"/run": "size=64m,mode=1777"}."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        dest, _, options = spec.partition(":")
+        out[dest] = options
+    return out
+
+
 def _restart_policy(value: str) -> dict[str, Any]:
     name, _, count = value.partition(":")
     return {"Name": name or "no", "MaximumRetryCount": int(count) if count else 0}
@@ -219,6 +302,9 @@ def _build_create_body(
         "CapDrop": opts.cap_drop or None,
         "Ulimits": [parse_ulimit(u) for u in opts.ulimit] or None,
         "Binds": opts.volume or None,
+        "Mounts": [parse_mount(m) for m in opts.mount] or None,
+        "Tmpfs": _tmpfs(opts.tmpfs) or None,
+        "VolumesFrom": opts.volumes_from or None,
         "NetworkMode": opts.network or "default",
         "RestartPolicy": _restart_policy(opts.restart) if opts.restart else {"Name": "no", "MaximumRetryCount": 0},
         "Memory": ram_in_bytes(opts.memory) if opts.memory else 0,
@@ -308,9 +394,11 @@ def pull_image(cli: Cli, image: str, quiet: bool = False, out: Any = None) -> No
     out = out or cli.err
     from dockyard.cli.formatting import split_repo_tag
     from dockyard.cli.progress import display_messages
+    from dockyard.cli.registry_client import auth_for
 
     repo, tag = split_repo_tag(image) if "@" not in image else (image, "")
-    response = cli.client.pull_image(repo, tag or ("latest" if "@" not in image else None))
+    # As docker's CLI: the stored credentials of the image's registry go along (X-Registry-Auth).
+    response = cli.client.pull_image(repo, tag or ("latest" if "@" not in image else None), auth=auth_for(image))
     messages = response.iter_json()
     if quiet:
         for message in messages:
