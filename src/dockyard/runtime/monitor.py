@@ -252,7 +252,7 @@ class Monitor:
         child_fds: list[int] = []
         try:
             stdio = self._allocate_stdio(child_fds)
-            self.init_pid = self.backend.create(self.container_id, self.opts["bundle"], stdio)
+            self.init_pid = int(self._backend_call(self.backend.create, self.container_id, self.opts["bundle"], stdio))
         finally:
             for fd in child_fds:
                 os.close(fd)
@@ -261,6 +261,12 @@ class Monitor:
         if console is not None:
             self._use_master(console)
         return self.init_pid
+
+    def _backend_call(self, method: Callable[..., Any], *args: Any) -> Any:
+        """Call the backend; a stateless one (builtin) runs in a throw-away forked helper."""
+        if getattr(self.backend, "stateless", False):
+            return _in_helper(lambda: method(*args))
+        return method(*args)
 
     def _allocate_stdio(self, child_fds: list[int]) -> Stdio:
         """Pipes, or a pty; with a console-owning backend (runc/crun) the pty comes later."""
@@ -491,7 +497,7 @@ class Monitor:
             self._reply(client, {"error": "container has already exited", "exit_code": 125})
             return
         try:
-            self.backend.start(self.container_id)
+            self._backend_call(self.backend.start, self.container_id)
         except RuntimeFailure as exc:
             self.start_error = exc
             self._reply(client, {"error": exc.message, "exit_code": exc.exit_code})
@@ -833,6 +839,41 @@ class Monitor:
                 key.data(key.fileobj, events)
         for client in list(self.clients.values()):
             self._drop(client)
+
+
+def _in_helper(call: Callable[[], Any]) -> Any:
+    """Run a stateless backend's call in a forked child and return its (JSON-able) result.
+
+    The monitor lives as long as its container; every page it touches stops being shared with the
+    zygote. Running the runtime's setup code in a throw-away child keeps those pages clean. The
+    container init is reparented to us (we are the subreaper) when its launcher exits."""
+    import json
+
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            answer: dict[str, Any] = {"result": call()}
+        except RuntimeFailure as exc:
+            answer = {"error": exc.message, "exit_code": exc.exit_code}
+        except BaseException as exc:
+            answer = {"error": f"{type(exc).__name__}: {exc}", "exit_code": 125}
+        os.write(write_fd, json.dumps(answer).encode() + b"\n")
+        os._exit(0)
+    os.close(write_fd)
+    # Read up to the newline, not to EOF: the container init inherited the write end and keeps it
+    # until it execs, which waits for `start`.
+    chunks = []
+    while (chunk := os.read(read_fd, 65536)) and not chunk.endswith(b"\n"):
+        chunks.append(chunk)
+    chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    answer = json.loads(b"".join(chunks) or b'{"error": "runtime helper died", "exit_code": 125}')
+    if "error" in answer:
+        raise RuntimeFailure(answer["error"], answer["exit_code"])
+    return answer["result"]
 
 
 def _set_winsize(fd: int, height: Any, width: Any) -> None:

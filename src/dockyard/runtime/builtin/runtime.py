@@ -132,6 +132,9 @@ class BuiltinRuntime:
     """The OCIRuntime backend that needs no external binary."""
 
     name = "builtin"
+    # All state lives in state_root: `create` may run in a short-lived forked helper, which keeps
+    # the monitor's own memory (copy-on-write pages shared with the zygote) from being touched.
+    stateless = True
 
     def __init__(self, state_root: str) -> None:
         self.state_root = state_root
