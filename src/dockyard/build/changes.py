@@ -34,7 +34,7 @@ def _pairs(value: str) -> list[tuple[str, str]]:
     for word in words:
         key, sep, val = word.partition("=")
         if not sep:
-            raise InvalidParameter(f"Syntax error - can't find = in \"{word}\". Must be of the form: name=value")
+            raise InvalidParameter(f'Syntax error - can\'t find = in "{word}". Must be of the form: name=value')
         out.append((key, val))
     return out
 

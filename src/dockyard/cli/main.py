@@ -89,6 +89,12 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "remove": ("volumes", "cmd_volume_rm"),
         "prune": ("volumes", "cmd_volume_prune"),
     },
+    "network": {
+        **{verb: ("networks", f"cmd_network_{verb}") for verb in ("create", "ls", "inspect", "rm", "prune")},
+        **{verb: ("networks", f"cmd_network_{verb}") for verb in ("connect", "disconnect")},
+        "list": ("networks", "cmd_network_ls"),
+        "remove": ("networks", "cmd_network_rm"),
+    },
     "system": {
         "df": ("container_ops", "cmd_system_df"),
         "prune": ("container_ops", "cmd_system_prune"),
@@ -111,6 +117,7 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  network     Manage networks
   volume      Manage volumes
   system      Manage dockyard (df, prune, info)
   daemon      Run the dockyard daemon

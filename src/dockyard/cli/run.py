@@ -52,6 +52,14 @@ def add_container_flags(fs: FlagSet) -> FlagSet:
         .add("-p, --publish", "list", help="Publish a container's port(s) to the host")
         .add("--network", "str", help="Connect a container to a network", dest="network")
         .add("--net", "str", help="Connect a container to a network", dest="network")
+        .add("--network-alias", "list", help="Add network-scoped alias for the container")
+        .add("--ip", "str", help="IPv4 address (e.g., 172.30.100.104)")
+        .add("-P, --publish-all", help="Publish all exposed ports to random ports")
+        .add("--expose", "list", help="Expose a port or a range of ports")
+        .add("--dns", "list", help="Set custom DNS servers")
+        .add("--dns-search", "list", help="Set custom DNS search domains")
+        .add("--dns-option", "list", help="Set DNS options")
+        .add("--add-host", "list", help="Add a custom host-to-IP mapping (host:ip)")
         .add("--restart", "str", help="Restart policy to apply when a container exits")
         .add("--platform", "str", help="Set platform if server is multi-platform capable")
         .add("--cidfile", "str", help="Write the container ID to the file")
@@ -166,20 +174,41 @@ def parse_cpus(value: str) -> int:
     return int(nano)
 
 
+def _port_range(text: str, what: str) -> list[int]:
+    low, _, high = text.partition("-")
+    if not low.isdigit() or (high and not high.isdigit()) or int(high or low) < int(low):
+        raise ValueError(f"invalid {what}: {text}")
+    return list(range(int(low), int(high or low) + 1))
+
+
 def _ports(specs: list[str]) -> tuple[dict[str, dict], dict[str, list[dict[str, str]]]]:
-    """-p [ip:][hostPort:]containerPort[/proto] -> ExposedPorts and PortBindings."""
+    """-p [ip:][hostPort:]containerPort[/proto] -> ExposedPorts and PortBindings (ranges expanded
+    pairwise as docker's nat.ParsePortSpec; a host range for one container port stays a range)."""
     exposed: dict[str, dict] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for spec in specs:
         spec, _, proto = spec.partition("/")
         parts = spec.rsplit(":", 2)
         host_ip, host_port, container_port = [""] * (3 - len(parts)) + parts
-        if not container_port.isdigit():
-            raise ValueError(f"invalid containerPort: {container_port}")
-        key = f"{container_port}/{proto or 'tcp'}"
-        exposed[key] = {}
-        bindings.setdefault(key, []).append({"HostIp": host_ip.strip("[]"), "HostPort": host_port})
+        container_ports = _port_range(container_port, "containerPort")
+        host_ports = _port_range(host_port, "hostPort") if host_port else []
+        if host_ports and len(container_ports) > 1 and len(host_ports) != len(container_ports):
+            raise ValueError(f"invalid ranges specified for container and host Ports: {container_port} and {host_port}")
+        for i, port in enumerate(container_ports):
+            key = f"{port}/{proto or 'tcp'}"
+            exposed[key] = {}
+            host = host_port if len(container_ports) == 1 else (str(host_ports[i]) if host_ports else "")
+            bindings.setdefault(key, []).append({"HostIp": host_ip.strip("[]"), "HostPort": host})
     return exposed, bindings
+
+
+def _exposed(specs: list[str]) -> dict[str, dict]:
+    """--expose port[-port][/proto]."""
+    out: dict[str, dict] = {}
+    for spec in specs:
+        ports, _, proto = spec.partition("/")
+        out.update({f"{p}/{proto or 'tcp'}": {} for p in _port_range(ports, "port")})
+    return out
 
 
 _MOUNT_BOOLS = {"readonly", "ro", "volume-nocopy", "bind-nonrecursive"}
@@ -223,14 +252,12 @@ def parse_mount(value: str) -> dict[str, Any]:
             bind["Propagation"] = val
         elif key == "volume-driver":
             volume.setdefault("DriverConfig", {})["Name"] = val
-        elif key in ("volume-label", "volume-opt"):
-            name, _, item = val.partition("=")
-            target = (
-                volume.setdefault("Labels", {})
-                if key == "volume-label"
-                else volume.setdefault("DriverConfig", {}).setdefault("Options", {})
-            )
-            target[name] = item
+        elif key == "volume-label":
+            label, _, item = val.partition("=")
+            volume.setdefault("Labels", {})[label] = item
+        elif key == "volume-opt":
+            option, _, item = val.partition("=")
+            volume.setdefault("DriverConfig", {}).setdefault("Options", {})[option] = item
         elif key == "volume-subpath":
             volume["Subpath"] = val
         elif key == "tmpfs-size":
@@ -326,6 +353,14 @@ def _build_create_body(
     if opts.tty and tty_size:
         host_config["ConsoleSize"] = list(tty_size)
     exposed, bindings = _ports(opts.publish)
+    exposed = {**_exposed(opts.expose), **exposed}
+    host_config.update(
+        PublishAllPorts=opts.publish_all,
+        Dns=opts.dns,
+        DnsSearch=opts.dns_search,
+        DnsOptions=opts.dns_option,
+        ExtraHosts=opts.add_host or None,
+    )
     if bindings:
         host_config["PortBindings"] = bindings
     config: dict[str, Any] = {
@@ -354,7 +389,15 @@ def _build_create_body(
         config["StopTimeout"] = opts.stop_timeout
     config["HostConfig"] = host_config
     network = opts.network or "default"
-    config["NetworkingConfig"] = {"EndpointsConfig": {} if network == "default" else {network: {}}}
+    endpoint: dict[str, Any] = {}
+    if opts.network_alias:
+        endpoint["Aliases"] = opts.network_alias
+    if opts.ip:
+        endpoint["IPAMConfig"] = {"IPv4Address": opts.ip}
+    if endpoint and network == "default":
+        what = "--ip" if opts.ip else "--network-alias"
+        raise ValueError(f"{what} requires a user-defined network: use --network")
+    config["NetworkingConfig"] = {"EndpointsConfig": {} if network == "default" else {network: endpoint}}
     return config
 
 

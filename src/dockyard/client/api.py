@@ -307,6 +307,30 @@ class APIClient:
     def prune_volumes(self, filters: Filters = None) -> dict[str, Any]:
         return self._json("POST", "/volumes/prune", {"filters": encode_filters(filters)})
 
+    # -- networks --------------------------------------------------------------------------------
+    def networks(self, filters: Filters = None) -> list[dict[str, Any]]:
+        return self._json("GET", "/networks", {"filters": encode_filters(filters)})
+
+    def create_network(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /networks/create with docker's body (Name, Driver, IPAM, Internal, Options, Labels)."""
+        return self._json("POST", "/networks/create", json_body=body)
+
+    def inspect_network(self, network: str) -> dict[str, Any]:
+        return self._json("GET", f"/networks/{_p(network)}")
+
+    def remove_network(self, network: str) -> None:
+        self._call("DELETE", f"/networks/{_p(network)}")
+
+    def connect_network(self, network: str, container: str, endpoint_config: dict[str, Any] | None = None) -> None:
+        body = {"Container": container, "EndpointConfig": endpoint_config or {}}
+        self._call("POST", f"/networks/{_p(network)}/connect", json_body=body)
+
+    def disconnect_network(self, network: str, container: str, force: bool = False) -> None:
+        self._call("POST", f"/networks/{_p(network)}/disconnect", json_body={"Container": container, "Force": force})
+
+    def prune_networks(self, filters: Filters = None) -> dict[str, Any]:
+        return self._json("POST", "/networks/prune", {"filters": encode_filters(filters)})
+
     # -- exec ------------------------------------------------------------------------------------
     def exec_create(self, container: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", f"/containers/{_p(container)}/exec", json_body=body)

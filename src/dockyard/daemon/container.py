@@ -226,6 +226,9 @@ class Container:
         self.changed.notify_all()
 
     # -- views ------------------------------------------------------------------
+    def port_list(self) -> list[dict[str, Any]]:
+        return _ports_summary(self.record["NetworkSettings"].get("Ports") or {}) if self.running else []
+
     def status_text(self, now: float | None = None) -> str:
         """The STATUS column of `docker ps`."""
         now = time.time() if now is None else now
@@ -255,7 +258,7 @@ class Container:
             "ImageID": self.record["Image"],
             "Command": cmd,
             "Created": int(parse_rfc3339(self.record["Created"])),
-            "Ports": [],
+            "Ports": self.port_list(),
             "Labels": self.config.get("Labels") or {},
             "State": self.state["Status"],
             "Status": self.status_text(),
@@ -266,6 +269,19 @@ class Container:
         if size is not None:
             item.update(size)
         return item
+
+
+def _ports_summary(ports: dict[str, Any]) -> list[dict[str, Any]]:
+    """docker ps's Ports: one item per host binding, a bare one for an exposed unpublished port."""
+    out: list[dict[str, Any]] = []
+    for key, bindings in ports.items():
+        port, _, proto = key.partition("/")
+        if not bindings:
+            out.append({"PrivatePort": int(port), "Type": proto})
+        for b in bindings or []:
+            public = int(b["HostPort"])
+            out.append({"IP": b.get("HostIp", ""), "PrivatePort": int(port), "PublicPort": public, "Type": proto})
+    return out
 
 
 def new_record(

@@ -74,6 +74,7 @@ class ContainerService:
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}
         self._lock = threading.RLock()
+        self.networks: Any = None  # daemon.networks.NetworkService, set by the daemon
         root.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ lookup
@@ -146,8 +147,7 @@ class ContainerService:
         host_config = {**HOST_CONFIG_DEFAULTS, **(body.get("HostConfig") or {})}
         merge_image_config(config, image.config.get("config") or image.config.get("Config") or {})
         self._validate_host_config(host_config)
-        if host_config.get("NetworkMode") in ("", "default", "bridge", None):
-            host_config["NetworkMode"] = "none"  # bridge networking is not there yet: loopback only
+        networks = self.networks.plan_create(host_config, body.get("NetworkingConfig")) if self.networks else {}
         cid = new_id()
         with self._lock:
             if name:
@@ -167,6 +167,7 @@ class ContainerService:
             if not config.get("Hostname"):
                 config["Hostname"] = cid[:12]
             record = new_record(cid, full_name, config, host_config, image.id, self.snapshotter.name, self.root)
+            record["NetworkSettings"]["Networks"] = networks
             if self.volumes is not None:
                 record["Mounts"] = mounts = self.volumes.attach(cid, config, host_config, self.get)
             c = Container(record, self.root)
@@ -219,9 +220,6 @@ class ContainerService:
             raise InvalidParameter(
                 f"Range of CPUs is from 0.01 to {os.cpu_count()}.00, as there are only {os.cpu_count()} CPUs available"
             )
-        mode = hc.get("NetworkMode") or ""
-        if mode not in ("", "default", "bridge", "none", "host"):
-            raise InvalidParameter(f"network {mode} not found")
 
     # ------------------------------------------------------------------ start
     def start(self, ref: str) -> None:
@@ -245,7 +243,8 @@ class ContainerService:
                 from dockyard.daemon.volumes import nocopy_destinations
 
                 self.volumes.populate(c.record["Mounts"], str(c.rootfs), nocopy_destinations(c.host_config))
-            spec = build_spec(c.record, str(c.rootfs), cgroups_path=f"/dockyard/{c.id}")
+            netns_path = self.networks.setup(c) if self.networks else None
+            spec = build_spec(c.record, str(c.rootfs), cgroups_path=f"/dockyard/{c.id}", netns_path=netns_path)
             if c.host_config.get("NetworkMode") == "host":
                 ns = spec["linux"]["namespaces"]
                 spec["linux"]["namespaces"] = [n for n in ns if n["type"] != "network"]
@@ -268,6 +267,7 @@ class ContainerService:
         except RuntimeFailure as exc:
             self._fail_start(c, exc)
         except BaseException:
+            self._release_network(c)
             self._unmount(c)
             raise
         pending, c.pending_attach = c.pending_attach, []
@@ -287,6 +287,7 @@ class ContainerService:
     def _fail_start(self, c: Container, exc: RuntimeFailure) -> None:
         """A start that failed leaves the container "created" with the error (docker's rule),
         releases attach clients waiting for it, and removes it when it was run with --rm."""
+        self._release_network(c)
         self._unmount(c)
         for session in c.pending_attach:
             session.cancel()
@@ -300,6 +301,14 @@ class ContainerService:
     def _mount(self, c: Container) -> None:
         if not os.path.ismount(c.rootfs):
             self.snapshotter.mount(c.id, str(c.rootfs))
+
+    def _release_network(self, c: Container) -> None:
+        """Network teardown (veths, addresses, ports, namespace); a failure must not block the exit."""
+        if self.networks is not None:
+            try:
+                self.networks.teardown(c)
+            except Exception as exc:
+                log.warning("network teardown of %s: %s", c.id[:12], exc)
 
     def _unmount(self, c: Container) -> None:
         if os.path.ismount(c.rootfs):
@@ -331,6 +340,7 @@ class ContainerService:
                 c.set_exited(255, error="container monitor exited unexpectedly")
             else:
                 c.set_exited(status.exit_code, status.finished_at, status.oom_killed, status.error or "")
+            self._release_network(c)
             self._unmount(c)
         self._after_exit(c)
 
@@ -518,6 +528,7 @@ class ContainerService:
                 return
             c.state["Status"] = "removing"
             c.save()
+            self._release_network(c)
             self._unmount(c)
             try:
                 self.snapshotter.remove(c.id)

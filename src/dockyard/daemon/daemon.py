@@ -36,6 +36,7 @@ class Daemon:
         default_runtime: str = "builtin",
         insecure_registries: tuple[str, ...] = (),
         max_concurrent_downloads: int = 3,
+        bip: str = "",
     ) -> None:
         from dockyard.image.store import ImageStore
         from dockyard.storage import open_snapshotter
@@ -62,6 +63,11 @@ class Daemon:
             volumes=self.volumes,
         )
         self.volumes.containers = self.containers
+        from dockyard.daemon.networks import NetworkService
+
+        self.networks = NetworkService(self.data_root, self.exec_root, bip)
+        self.networks.attach_containers(self.containers)
+        self.containers.networks = self.networks
         self.image_service = ImageService(self.images, self.containers, self.events)
         self.container_ops = ContainerOps(self.containers, self.image_service)
         self.archive = ArchiveService(self.containers)
@@ -99,7 +105,7 @@ class Daemon:
             return value
 
     def _build_router(self) -> Router:
-        from dockyard.api import container_ops, containers, distribution, execs, images, system, volumes
+        from dockyard.api import container_ops, containers, distribution, execs, images, networks, system, volumes
 
         router = Router()
         system.register(router, self)
@@ -108,6 +114,7 @@ class Daemon:
         distribution.register(router, self)
         execs.register(router, self)
         volumes.register(router, self)
+        networks.register(router, self)
         container_ops.register(router, self)
         return router
 
@@ -122,7 +129,9 @@ class Daemon:
 
     # ------------------------------------------------------------------ serve
     def restore(self) -> None:
+        self.networks.load()
         self.containers.restore()
+        self.networks.restore()
 
     def listen(self, hosts: list[str]) -> None:
         from dockyard.api.system import common_headers
@@ -166,4 +175,5 @@ class Daemon:
         from dockyard.runtime import zygote
 
         zygote.shutdown()
+        self.networks.shutdown()
         os.close(self._lock_fd)

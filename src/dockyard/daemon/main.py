@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=3,
         help="max concurrent layer downloads per pull (default %(default)s)",
     )
+    p.add_argument("--bip", default="", help="address and prefix of the default bridge (e.g. 10.20.0.1/24)")
     p.add_argument("-D", "--debug", action="store_true", help="debug logging")
     p.add_argument("-l", "--log-level", default="info", help="debug, info, warn, error")
     return p.parse_args(argv)
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             args.default_runtime,
             insecure_registries=tuple(args.insecure_registries),
             max_concurrent_downloads=max(1, args.max_concurrent_downloads),
+            bip=args.bip,
         )
         daemon.restore()
         daemon.listen(args.hosts or [DEFAULT_HOST])

@@ -37,6 +37,7 @@ DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
     {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
 ]
 
+ETC_FILES = (("/etc/resolv.conf", "ResolvConfPath"), ("/etc/hostname", "HostnamePath"), ("/etc/hosts", "HostsPath"))
 _DEVPTS_OPTIONS = ["newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
 NAMESPACES = ("pid", "network", "ipc", "uts", "mount")
 
@@ -213,6 +214,10 @@ def _mounts(container: dict, host: dict, privileged: bool) -> list[dict]:
         elif m.get("Type", "bind") in ("bind", "volume") and m.get("Source"):
             options = ["rbind", "rw" if m.get("RW", True) else "ro", m.get("Propagation") or "rprivate"]
             user.append(_mount(m["Destination"], "bind", m["Source"], options))
+    taken = {m["destination"] for m in user}
+    for dest, key in ETC_FILES:
+        if container.get(key) and dest not in taken:  # the network service's generated files
+            mounts.append(_mount(dest, "bind", container[key], ["rbind", "rprivate"]))
     # Parents before children (docker's sortMounts), so `-v v:/data --tmpfs /data/tmp` stacks right.
     return mounts + sorted(user, key=lambda m: m["destination"].rstrip("/").count("/"))
 

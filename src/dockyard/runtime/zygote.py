@@ -33,8 +33,14 @@ def _serve(sock: socket.socket) -> None:
     """Zygote main loop: fork a monitor per request until the daemon hangs up."""
     import dockyard.runtime.monitor as monitor
 
-    for backend in ("dockyard.runtime.builtin.runtime", "dockyard.runtime.oci_cli", "dockyard.runtime.jsonlog",
-                    "dockyard.util.fs", "dockyard.util.timefmt", "json"):
+    for backend in (
+        "dockyard.runtime.builtin.runtime",
+        "dockyard.runtime.oci_cli",
+        "dockyard.runtime.jsonlog",
+        "dockyard.util.fs",
+        "dockyard.util.timefmt",
+        "json",
+    ):
         with contextlib.suppress(ImportError):
             __import__(backend)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
