@@ -241,3 +241,15 @@ def test_sdk_against_volumes_api(dy, vols):
         assert client.volumes.prune()["VolumesDeleted"] is None or name not in client.volumes.prune()["VolumesDeleted"]
     finally:
         client.close()
+
+
+def test_plain_inspect_finds_volumes_and_networks(dy):
+    dy.out("volume", "create", "inspect-me")
+    dy.out("network", "create", "inspect-net")
+    try:
+        assert dy.out("inspect", "-f", "{{.Name}} {{.Driver}}", "inspect-me").strip() == "inspect-me local"
+        assert dy.out("inspect", "-f", "{{.Name}} {{.Driver}}", "inspect-net").strip() == "inspect-net bridge"
+        assert dy.cli("inspect", "--type", "volume", "inspect-net").returncode == 1
+    finally:
+        dy.cli("volume", "rm", "inspect-me")
+        dy.cli("network", "rm", "inspect-net")

@@ -135,7 +135,13 @@ def _binary_size(size: float) -> str:
 
 
 def _inspectors(cli: Cli, kind: str | None) -> list[tuple[str, Callable[[str], Any]]]:
-    table = {"container": cli.client.inspect_container, "image": cli.client.inspect_image}
+    # docker inspect's order when no --type is given: containers, images, then the other objects.
+    table = {
+        "container": cli.client.inspect_container,
+        "image": cli.client.inspect_image,
+        "network": cli.client.inspect_network,
+        "volume": cli.client.inspect_volume,
+    }
     if kind:
         if kind not in table:
             raise StatusError(1, f'"{kind}" is not a valid value for --type')
