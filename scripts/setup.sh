@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 packages=(busybox-static runc crun iproute2 nftables iptables python3-venv skopeo docker-registry)
 missing=()
+# The compatibility tests drive the real docker CLI; Debian's docker.io provides one (dockerd is not started).
+command -v docker >/dev/null || packages+=(docker.io)
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
