@@ -71,11 +71,14 @@ class Dockyard(Engine):
         self.cli = [sys.executable, "-m", "dockyard", "-H", self.env.host]
 
     def run_cmd(self) -> list[str]:
-        return [*self.cli, "run", "--rm", "busybox", "true"]
+        # --network none on every engine: the private dockerd has no bridge (bench/network_bench.py
+        # measures bridge networking side by side).
+        return [*self.cli, "run", "--rm", "--network", "none", "busybox", "true"]
 
     def start_sleepers(self, n: int) -> None:
         for _ in range(n):
-            subprocess.run([*self.cli, "run", "-d", "busybox", "sleep", "1000"], check=True, capture_output=True)
+            subprocess.run([*self.cli, "run", "-d", "--network", "none", "busybox", "sleep", "1000"], check=True,
+                           capture_output=True)
 
     def memory_kb(self) -> tuple[int, int]:
         monitors = []

@@ -239,6 +239,20 @@ class ImageStore:
                 raise DigestMismatch(f"layer {layer.blob} does not match diff id {layer.diff_id}")
             return size
 
+    def unpack_layer(self, blob: LayerBlob, diff_id: str, chain_id: str, parent: str | None) -> int:
+        """Unpack one layer ahead of `register`, verified against its diff id, so that a pull can
+        extract each layer while the next ones are still downloading."""
+        if self.snapshotter.has_layer(chain_id):
+            return self.snapshotter.layer_size(chain_id)
+        return self._apply(LayerRecord(diff_id, chain_id, blob.digest, blob.media_type, 0), parent)
+
+    def discard_unused_layers(self, chain_ids: Iterable[str]) -> None:
+        """Remove unpacked layers no image uses (a pull that failed after unpacking some)."""
+        with self._lock:
+            for chain in chain_ids:
+                if self._layer_users(chain) == 0 and self.snapshotter.has_layer(chain):
+                    self.snapshotter.remove_layer(chain)
+
     def _release_layers(self, record: _Record, keep_layers: bool) -> list[str]:
         """Remove the layers and blobs only `record` used; returns the removed chain ids (top first)."""
         removed: list[str] = []

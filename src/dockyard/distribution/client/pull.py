@@ -9,7 +9,7 @@ layers it already has; a blob that does not match its digest is never committed 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,25 +123,23 @@ class Puller:
         config_bytes = self._config(ref.path, manifest)
         image_id = sha256_digest(config_bytes)
         previous = self._current(ref)
-        unpacking: list[str] = []
-        if not self._have_image(image_id):
-            diff_ids = mf.parse_config(config_bytes)["rootfs"]["diff_ids"]
-            blobs = self._fetch_layers(ref.path, manifest, diff_ids)
-            for desc, chain in zip(manifest.layers, mf.chain_ids(diff_ids), strict=True):
-                if self.metadata is not None:
-                    self.metadata.add_source(desc.digest, self.registry.host, ref.path)
-                if not self.store.snapshotter.has_layer(chain):
-                    unpacking.append(short(desc.digest))
-        else:
-            blobs = [LayerBlob(layer.blob, layer.media_type) for layer in self.store.get(image_id).layers]
-        for layer in unpacking:
-            status(self.emit, "Extracting", layer)
         tags = [str(ref)] if ref.tag and not ref.digest else []
-        image = self.store.register(
-            config_bytes, layer_blobs=blobs, repo_tags=tags, repo_digests=[f"{ref.name}@{resolved.digest}"]
-        )
-        for layer in unpacking:
-            status(self.emit, "Pull complete", layer)
+        digests = [f"{ref.name}@{resolved.digest}"]
+        if self._have_image(image_id):
+            blobs = [LayerBlob(layer.blob, layer.media_type) for layer in self.store.get(image_id).layers]
+            image = self.store.register(config_bytes, layer_blobs=blobs, repo_tags=tags, repo_digests=digests)
+        else:
+            diff_ids = mf.parse_config(config_bytes)["rootfs"]["diff_ids"]
+            blobs, missing = self._plan_layers(manifest, diff_ids)
+            if self.metadata is not None:
+                for desc in manifest.layers:
+                    self.metadata.add_source(desc.digest, self.registry.host, ref.path)
+            unpacked = self._download_and_unpack(ref.path, manifest, diff_ids, blobs, missing)
+            try:
+                image = self.store.register(config_bytes, layer_blobs=blobs, repo_tags=tags, repo_digests=digests)
+            except BaseException:
+                self.store.discard_unused_layers(reversed(unpacked))
+                raise
         status(self.emit, f"Digest: {resolved.digest}")
         return PullResult(image, resolved.digest, ref, previous == image.id)
 
@@ -169,7 +167,8 @@ class Puller:
                     found.setdefault(layer.chain_id, LayerBlob(layer.blob, layer.media_type))
         return found
 
-    def _fetch_layers(self, repo: str, manifest: mf.Manifest, diff_ids: list[str]) -> list[Any]:
+    def _plan_layers(self, manifest: mf.Manifest, diff_ids: list[str]) -> tuple[list[Any], list[mf.Descriptor]]:
+        """The blob of every layer, and the descriptors still to download (docker's first statuses)."""
         from dockyard.image.store import LayerBlob
 
         existing = self._existing_layers()
@@ -189,23 +188,37 @@ class Puller:
             status(self.emit, "Pulling fs layer", short(desc.digest))
         for desc in missing[self.max_concurrent :]:
             status(self.emit, "Waiting", short(desc.digest))
-        self._download_all(repo, missing)
-        return blobs
+        return blobs, missing
 
-    def _download_all(self, repo: str, layers: list[mf.Descriptor]) -> None:
-        if not layers:
-            return
+    def _download_and_unpack(
+        self, repo: str, manifest: mf.Manifest, diff_ids: list[str], blobs: list[Any], missing: list[mf.Descriptor]
+    ) -> list[str]:
+        """Download concurrently and unpack in order as soon as each layer (and those below it) is
+        there: extraction overlaps the remaining downloads. Returns the chain ids unpacked here; on
+        failure nothing stays unpacked and the other downloads are cancelled."""
         cancel = threading.Event()
+        unpacked: list[str] = []
         with ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="pull") as pool:
-            futures = [pool.submit(self._download, repo, desc, cancel) for desc in layers]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
+            futures = {desc.digest: pool.submit(self._download, repo, desc, cancel) for desc in missing}
+            try:
+                parent: str | None = None
+                for blob, diff_id, chain in zip(blobs, diff_ids, mf.chain_ids(diff_ids), strict=True):
+                    future = futures.get(blob.digest)
+                    if future is not None:
+                        future.result()
+                    if not self.store.snapshotter.has_layer(chain):
+                        status(self.emit, "Extracting", short(blob.digest))
+                        self.store.unpack_layer(blob, diff_id, chain, parent)
+                        unpacked.append(chain)
+                        status(self.emit, "Pull complete", short(blob.digest))
+                    parent = chain
+            except BaseException:
                 cancel.set()
-                for future in pending:
+                for future in futures.values():
                     future.cancel()
-                wait(pending)
-                raise failed[0].exception()  # type: ignore[misc]
+                self.store.discard_unused_layers(reversed(unpacked))
+                raise
+        return unpacked
 
     def _download(self, repo: str, desc: mf.Descriptor, cancel: threading.Event) -> None:
         """Downloads already running when another fails are finished: their blobs make the retry shorter."""

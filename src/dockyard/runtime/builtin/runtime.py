@@ -187,7 +187,14 @@ class BuiltinRuntime:
             if resources.get("devices"):
                 resources["devices"] = [*resources["devices"], *_IMPLICIT_DEVICE_RULES]
             cgroup.apply(resources)
-            init_pid = self._spawn_init(spec, bundle, fifo, cgroup, stdio, _seccomp_filter(spec))
+            seccomp = _seccomp_filter(spec)
+            if seccomp is not None:  # kept compiled for execs: compiling costs milliseconds each time
+                write_json(
+                    os.path.join(state_dir, "seccomp.json"),
+                    {"program": seccomp.program.hex(), "flags": seccomp.flags},
+                    mode=0o600,
+                )
+            init_pid = self._spawn_init(spec, bundle, fifo, cgroup, stdio, seccomp)
             self._save({
                 "ociVersion": OCI_VERSION, "id": container_id, "status": "created", "pid": init_pid,
                 "bundle": bundle, "annotations": spec.get("annotations") or {},
@@ -315,7 +322,11 @@ class BuiltinRuntime:
         if not _alive(init, state.get("pidStartTime")):
             raise RuntimeFailure(f"container {container_id} is not running")
         cgroup = open_cgroup(state["cgroupsPath"])
-        seccomp = _seccomp_filter(read_json(os.path.join(state["bundle"], "config.json")) or {})
+        saved = read_json(os.path.join(self._dir(container_id), "seccomp.json"))
+        if saved:
+            seccomp: CompiledFilter | None = CompiledFilter(bytes.fromhex(saved["program"]), saved["flags"])
+        else:
+            seccomp = _seccomp_filter(read_json(os.path.join(state["bundle"], "config.json")) or {})
         read_fd, write_fd = os.pipe()
         try:
             child = os.fork()
