@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("system", "cmd_inspect"),
     "version": ("system", "cmd_version"),
     "info": ("system", "cmd_info"),
+    "events": ("system", "cmd_events"),
     "images": ("images", "cmd_images"),
     "tag": ("images", "cmd_tag"),
     "rmi": ("images", "cmd_rmi"),
@@ -99,6 +100,7 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "df": ("container_ops", "cmd_system_df"),
         "prune": ("container_ops", "cmd_system_prune"),
         "info": COMMANDS["info"],
+        "events": COMMANDS["events"],
     },
 }
 

@@ -206,3 +206,58 @@ def cmd_container_inspect(cli: Cli, argv: list[str], name: str = "container insp
 def cmd_image_inspect(cli: Cli, argv: list[str], name: str = "image inspect") -> int:
     opts, args = _inspect_flags(name, False).parse(argv)
     return inspect_objects(cli, args, "image", opts.format)
+
+
+def _event_time(value: str) -> str:
+    """docker's GetTimestamp: a Go duration ("10m") means that long ago; anything else goes as is."""
+    import time
+
+    from dockyard.util.timefmt import parse_go_duration
+
+    duration = parse_go_duration(value)
+    return f"{time.time() - duration:.9f}" if duration is not None else value
+
+
+def cmd_events(cli: Cli, argv: list[str], name: str = "events") -> int:
+    """docker events: stream the daemon's events (default line format or --format)."""
+    from dockyard.cli.containers import parse_filters
+    from dockyard.util.timefmt import rfc3339_nano
+
+    fs = (
+        FlagSet(name, "[OPTIONS]", "Get real time events from the server", max_args=0)
+        .add("--since", "str", help="Show all events created since timestamp")
+        .add("--until", "str", help="Stream events until this timestamp")
+        .add("-f, --filter", "list", help="Filter output based on conditions provided")
+        .add("--format", "str", help="Format output using a custom template")
+    )
+    opts, _ = fs.parse(argv)
+    response = cli.client.events(
+        since=_event_time(opts.since) if opts.since else None,
+        until=_event_time(opts.until) if opts.until else None,
+        filters=parse_filters(opts.filter) or None,
+    )
+    template = None
+    if opts.format and opts.format != "json":
+        from dockyard.cli import template as go_template
+
+        template = go_template.parse(opts.format)
+    try:
+        for event in response.iter_json():
+            if not event:
+                continue
+            if opts.format == "json":
+                line = json.dumps(event)
+            elif template is not None:
+                line = template.execute(event)
+            else:
+                attrs = event.get("Actor", {}).get("Attributes") or {}
+                shown = ", ".join(f"{k}={attrs[k]}" for k in sorted(attrs))
+                line = (
+                    f"{rfc3339_nano(ns=event['timeNano'])} {event['Type']} {event['Action']} "
+                    f"{event['Actor']['ID']}" + (f" ({shown})" if shown else "")
+                )
+            cli.print(line)
+            cli.out.flush()
+    except KeyboardInterrupt:
+        return 0
+    return 0

@@ -35,7 +35,7 @@ PRUNE_FILTERS = {"label", "label!", "until"}
 def parse_timestamp(value: str, now: float | None = None) -> float:
     """docker's GetTimestamp for `until`/`since` filters: unix seconds, RFC 3339 (or a date), or a Go
     duration meaning that long ago ("24h")."""
-    from dockyard.cli.units import parse_go_duration  # a pure function; lives with the CLI's units
+    from dockyard.util.timefmt import parse_go_duration
 
     duration = parse_go_duration(value)
     if duration is not None:
