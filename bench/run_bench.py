@@ -68,7 +68,14 @@ class Dockyard(Engine):
         self.env = DaemonEnv(base, base / "data", base / "run", base / "d.sock")
         self.env.start()
         self.env.out("import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest")
-        self.cli = [sys.executable, "-m", "dockyard", "-H", self.env.host]
+        # The console script, as users run it (python -m would add runpy's start-up cost).
+        script = Path(sys.executable).with_name("dockyard")
+        self.cli = [
+            str(script) if script.exists() else sys.executable,
+            *([] if script.exists() else ["-m", "dockyard"]),
+            "-H",
+            self.env.host,
+        ]
 
     def run_cmd(self) -> list[str]:
         # --network none on every engine: the private dockerd has no bridge (bench/network_bench.py
@@ -77,8 +84,11 @@ class Dockyard(Engine):
 
     def start_sleepers(self, n: int) -> None:
         for _ in range(n):
-            subprocess.run([*self.cli, "run", "-d", "--network", "none", "busybox", "sleep", "1000"], check=True,
-                           capture_output=True)
+            subprocess.run(
+                [*self.cli, "run", "-d", "--network", "none", "busybox", "sleep", "1000"],
+                check=True,
+                capture_output=True,
+            )
 
     def memory_kb(self) -> tuple[int, int]:
         monitors = []

@@ -917,14 +917,15 @@ def _handshake(obj: dict[str, Any]) -> None:
     os.close(null)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Fork once (the spawner reaps the parent at once), then monitor the container."""
+def main(argv: list[str] | None = None, detached: bool = False) -> int:
+    """Fork once (the spawner reaps the parent at once), then monitor the container. A caller
+    that already made us a detached child nobody waits for (the zygote) passes detached=True."""
     try:
         opts = parse_args(sys.argv[1:] if argv is None else argv)
     except UsageError as exc:
         _handshake({"error": f"monitor: {exc}", "exit_code": 125})
         return 2
-    if os.fork():
+    if not detached and os.fork():
         os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

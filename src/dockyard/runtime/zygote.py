@@ -84,7 +84,7 @@ def _become_monitor(sock: socket.socket, fds: list[int], request: dict, monitor_
             if fd > 2:
                 os.close(fd)
         os.chdir(request["cwd"])
-        code = monitor_main(request["argv"])
+        code = monitor_main(request["argv"], detached=True)
     except BaseException:
         import traceback
 
