@@ -176,4 +176,15 @@ class Daemon:
 
         zygote.shutdown()
         self.networks.shutdown()
+        _remove_empty_cgroup_parents()
         os.close(self._lock_fd)
+
+
+def _remove_empty_cgroup_parents() -> None:
+    """Leave no empty `dockyard` cgroup behind; rmdir refuses while any container still has one."""
+    import contextlib
+    import glob
+
+    for path in glob.glob("/sys/fs/cgroup/dockyard") + glob.glob("/sys/fs/cgroup/*/dockyard"):
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
