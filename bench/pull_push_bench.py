@@ -113,19 +113,32 @@ def main() -> int:
         blob = dst.resolve(ref).layers[0].blob
         blob_path = dst.content.path(blob)
 
+        # Extraction into tmpfs, best of 3 interleaved: the CPU cost of decompress + unpack, without
+        # the disk (on this ext4 disk both are I/O bound and the ratio only measures the disk).
+        scratch = Path(tempfile.mkdtemp(prefix="dyx-", dir="/dev/shm"))
+
         def dockyard_extract() -> None:
-            target = base / "x1"
+            target = scratch / "x1"
+            shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
             with open(blob_path, "rb") as raw, open_decompressed(raw) as stream:
                 apply_tar(stream, str(target), whiteouts="delete")
 
         def gzip_tar() -> None:
-            target = base / "x2"
+            target = scratch / "x2"
+            shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
             subprocess.run(f"gzip -dc {blob_path} | tar -x -C {target}", shell=True, check=True)
 
-        rows.append(("extract layer 0: dockyard", timed(dockyard_extract)))
-        rows.append(("extract layer 0: gzip -d | tar -x", timed(gzip_tar)))
+        try:
+            ours, theirs = [], []
+            for _ in range(3):
+                ours.append(timed(dockyard_extract))
+                theirs.append(timed(gzip_tar))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        rows.append(("extract layer 0 (tmpfs): dockyard", min(ours)))
+        rows.append(("extract layer 0 (tmpfs): gzip -d | tar -x", min(theirs)))
     finally:
         proc.terminate()
         proc.wait(10)
