@@ -6,7 +6,10 @@ exit code 125), hence this module.
 
 from __future__ import annotations
 
-from typing import Any
+# typing costs ~5 ms to import: the CLI's hot path keeps it for the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PROG = "dockyard"
 

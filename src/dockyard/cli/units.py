@@ -20,5 +20,3 @@ def ram_in_bytes(value: str) -> int:
         raise ValueError(f"invalid size: '{value}'")
     number, unit = match.groups()
     return int(float(number) * _BINARY_MULTIPLIERS[(unit or "").lower()])
-
-

@@ -250,7 +250,7 @@ class ContainerService:
                 spec["linux"]["namespaces"] = [n for n in ns if n["type"] != "network"]
             from dockyard.util.fs import write_json
 
-            write_json(c.bundle / "config.json", spec)
+            write_json(c.bundle / "config.json", spec, durable=False)  # rewritten at every start
             for stale in ("exit.json",):
                 (c.dir / stale).unlink(missing_ok=True)
             handle = MonitorHandle.spawn(

@@ -810,7 +810,8 @@ class Monitor:
         oom_check = getattr(self.backend, "oom_killed", None)
         oom = bool(oom_check and _quietly(oom_check, self.container_id))
         self.result = {"ExitCode": code, "FinishedAt": self.finished_at, "OOMKilled": oom, "Error": error}
-        write_json(os.path.join(self.state_dir, EXIT_NAME), self.result)
+        # Read by a restarted daemon; after a reboot the container is gone anyway: no fsync.
+        write_json(os.path.join(self.state_dir, EXIT_NAME), self.result, durable=False)
         _quietly(self.backend.delete, self.container_id)
         self._stop_listening()
         for client in list(self.clients.values()):

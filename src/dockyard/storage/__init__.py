@@ -306,7 +306,7 @@ class DirectorySnapshotter:
         with self._lock:
             mounts = read_json(self._mounts_file, {})
             mounts[target] = key
-            write_json(self._mounts_file, mounts)
+            write_json(self._mounts_file, mounts, durable=False)  # checked against mountinfo
 
     def unmount(self, target: str) -> None:
         target = os.path.realpath(target)
@@ -314,7 +314,7 @@ class DirectorySnapshotter:
         with self._lock:
             mounts = read_json(self._mounts_file, {})
             if mounts.pop(target, None) is not None:
-                write_json(self._mounts_file, mounts)
+                write_json(self._mounts_file, mounts, durable=False)  # checked against mountinfo
 
     def _mounted_at(self, key: str) -> list[str]:
         """Targets where key is still mounted (records whose mount is gone are dropped)."""
@@ -322,7 +322,7 @@ class DirectorySnapshotter:
             mounts = read_json(self._mounts_file, {})
             live = {target: k for target, k in mounts.items() if is_mountpoint(target)}
             if live != mounts:
-                write_json(self._mounts_file, live)
+                write_json(self._mounts_file, live, durable=False)
         return [target for target, k in live.items() if k == key]
 
     def write_diff(self, key: str, out: BinaryIO) -> None:

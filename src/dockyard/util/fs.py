@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` via a temp file in the same directory, fsync, then rename."""
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Write `data` to `path` via a temp file in the same directory, fsync, then rename.
+
+    durable=False skips the fsyncs, for runtime state that a reboot discards anyway (bundles, runtime
+    state, mount tables): readers still see the old or the new content, never a torn file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -18,18 +21,20 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -
             f.write(data)
             f.flush()
             os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with _suppress_missing():
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
-def write_json(path: str | os.PathLike[str], obj: Any, mode: int = 0o644) -> None:
-    """Atomically persist a JSON document."""
-    atomic_write(path, json.dumps(obj, separators=(",", ":")).encode(), mode)
+def write_json(path: str | os.PathLike[str], obj: Any, mode: int = 0o644, durable: bool = True) -> None:
+    """Atomically persist a JSON document (see atomic_write for `durable`)."""
+    atomic_write(path, json.dumps(obj, separators=(",", ":")).encode(), mode, durable)
 
 
 def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:

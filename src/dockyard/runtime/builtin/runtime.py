@@ -154,7 +154,7 @@ class BuiltinRuntime:
         return state
 
     def _save(self, state: dict) -> None:
-        write_json(os.path.join(self._dir(state["id"]), "state.json"), state, mode=0o600)
+        write_json(os.path.join(self._dir(state["id"]), "state.json"), state, mode=0o600, durable=False)
 
     def state(self, container_id: str) -> dict:
         """The OCI state document; status "stopped" once the init is gone."""
@@ -193,6 +193,7 @@ class BuiltinRuntime:
                     os.path.join(state_dir, "seccomp.json"),
                     {"program": seccomp.program.hex(), "flags": seccomp.flags},
                     mode=0o600,
+                    durable=False,
                 )
             init_pid = self._spawn_init(spec, bundle, fifo, cgroup, stdio, seccomp)
             self._save({
