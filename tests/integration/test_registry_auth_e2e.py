@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_registry_clients import _free_port, _htpasswd, _make_tls
+from tests.integration.test_registry_clients import Registry, _free_port, _htpasswd, _make_tls
 
 CERTS_D = Path("/etc/dockyard/certs.d")
-
-
-class Server:
-    def __init__(self, root: Path, port: int, *args: str) -> None:
-        self.addr = f"127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dockyard", "registry", "serve", "--addr", self.addr, "--root", str(root), *args],
-            stderr=subprocess.PIPE,
-        )
-        line = self.proc.stderr.readline()  # type: ignore[union-attr]
-        assert b"listening" in line, line
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture
@@ -68,7 +47,9 @@ def test_htpasswd_over_tls(dy, creds: Path, tmp_path: Path):
     certs = CERTS_D / f"127.0.0.1:{port}"
     certs.mkdir(parents=True)
     shutil.copy(ca, certs / "ca.crt")
-    server = Server(tmp_path / "reg", port, "--htpasswd", str(creds), "--tls-cert", str(cert), "--tls-key", str(key))
+    server = Registry(
+        tmp_path / "reg", "--htpasswd", str(creds), "--tls-cert", str(cert), "--tls-key", str(key), port=port
+    )
     try:
         _round_trip(dy, server.addr, "tls")
     finally:
@@ -83,16 +64,8 @@ def test_htpasswd_over_tls(dy, creds: Path, tmp_path: Path):
 def test_token_flow(dy, creds: Path, tmp_path: Path):
     port = _free_port()
     realm = f"http://127.0.0.1:{port}/auth/token"
-    server = Server(
-        tmp_path / "reg",
-        port,
-        "--htpasswd",
-        str(creds),
-        "--token-realm",
-        realm,
-        "--token-key",
-        str(tmp_path / "token.pem"),
-    )
+    token_args = ["--token-realm", realm, "--token-key", str(tmp_path / "token.pem")]
+    server = Registry(tmp_path / "reg", "--htpasswd", str(creds), *token_args, port=port)
     try:
         _round_trip(dy, server.addr, "token")
     finally:

@@ -32,8 +32,8 @@ def _free_port() -> int:
 class Registry:
     """`dockyard registry serve` as its own process on 127.0.0.1:<free port>."""
 
-    def __init__(self, root: Path, *args: str) -> None:
-        self.port = _free_port()
+    def __init__(self, root: Path, *args: str, port: int | None = None) -> None:
+        self.port = port or _free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.root = root
         self.proc = subprocess.Popen(
