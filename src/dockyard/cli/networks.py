@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from dockyard.cli.common import Cli, each
@@ -132,27 +131,12 @@ def cmd_network_ls(cli: Cli, argv: list[str], name: str = "network ls") -> int:
 
 
 def cmd_network_inspect(cli: Cli, argv: list[str], name: str = "network inspect") -> int:
-    from dockyard.client.errors import APIError
+    from dockyard.cli.system import inspect_objects
 
     what = "Display detailed information on one or more networks"
     fs = FlagSet(name, "[OPTIONS] NETWORK [NETWORK...]", what, min_args=1)
     opts, args = fs.add("-f, --format", "str", help="Format output using a custom template").parse(argv)
-    found: list[dict[str, Any]] = []
-    errors: list[str] = []
-    for network in args:
-        try:
-            found.append(cli.client.inspect_network(network))
-        except APIError as exc:
-            errors.append(f"Error: No such network: {network}" if exc.is_not_found else str(exc))
-    if opts.format:
-        from dockyard.cli.formatting import render
-
-        cli.out.write(render(opts.format, found))
-    else:
-        cli.out.write(json.dumps(found, indent=4, ensure_ascii=False) + "\n")
-    if errors:
-        raise StatusError(1, "\n".join(errors))
-    return 0
+    return inspect_objects(cli, args, "network", opts.format or "")
 
 
 def cmd_network_rm(cli: Cli, argv: list[str], name: str = "network rm") -> int:

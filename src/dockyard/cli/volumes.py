@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from dockyard.cli.common import Cli, each
@@ -131,27 +130,12 @@ def cmd_volume_ls(cli: Cli, argv: list[str], name: str = "volume ls") -> int:
 
 
 def cmd_volume_inspect(cli: Cli, argv: list[str], name: str = "volume inspect") -> int:
-    from dockyard.client.errors import APIError
+    from dockyard.cli.system import inspect_objects
 
     what = "Display detailed information on one or more volumes"
     fs = FlagSet(name, "[OPTIONS] VOLUME [VOLUME...]", what, min_args=1)
     opts, args = fs.add("-f, --format", "str", help="Format output using a custom template").parse(argv)
-    found: list[dict[str, Any]] = []
-    errors: list[str] = []
-    for volume in args:
-        try:
-            found.append(cli.client.inspect_volume(volume))
-        except APIError as exc:
-            errors.append(str(exc))
-    if opts.format:
-        from dockyard.cli.formatting import render
-
-        cli.out.write(render(opts.format, found))
-    else:
-        cli.out.write(json.dumps(found, indent=4, ensure_ascii=False) + "\n")
-    if errors:
-        raise StatusError(1, "\n".join(errors))
-    return 0
+    return inspect_objects(cli, args, "volume", opts.format or "")
 
 
 def cmd_volume_rm(cli: Cli, argv: list[str], name: str = "volume rm") -> int:
