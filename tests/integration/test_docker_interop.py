@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,52 @@ def test_docker_save_loads_into_dockyard(dy, dockerd, tmp_path: Path):
     assert ours["Id"] == theirs["Id"]
     assert dy.out("run", "--rm", "interop/in:2", "echo", "ran in dockyard") == "ran in dockyard\n"
     dy.out("rmi", "interop/in:2")
+
+
+def _shape_diff(ours, theirs, path: str = "") -> list[str]:
+    """Keys docker has that we lack, keys we add, and type mismatches (nulls are not typed)."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        diffs = [f"missing {path}/{k}" for k in theirs if k not in ours]
+        diffs += [f"extra {path}/{k}" for k in ours if k not in theirs]
+        for key in theirs.keys() & ours.keys():
+            diffs += _shape_diff(ours[key], theirs[key], f"{path}/{key}")
+        return diffs
+    if ours is not None and theirs is not None and type(ours) is not type(theirs):
+        return [f"type {path}: {type(ours).__name__} vs {type(theirs).__name__}"]
+    return []
+
+
+def test_json_shapes_match_dockerd(dy, dockerd, tmp_path: Path):
+    """inspect, image inspect, version and ps: the same keys and types as a live dockerd, compared at
+    the API version that dockerd speaks (fields come and go with versions)."""
+    version = dockerd.run("version", "--format", "{{.Server.APIVersion}}", check=True).stdout.decode().strip()
+    env = {**os.environ, "DOCKER_API_VERSION": version}
+    tar = dy.base / "busybox.tar"
+    dockerd.run("import", "--change", 'CMD ["sh"]', str(tar), "shape/bb:1", check=True)
+    dy.out("tag", "busybox", "shape/bb:1")
+    clis = {"ours": ["docker", "-H", dy.host], "docker": dockerd.cli}
+    shapes: dict[str, dict] = {}
+    for name, cli in clis.items():
+
+        def get(*args: str, cli=cli) -> object:
+            return json.loads(subprocess.run([*cli, *args], check=True, capture_output=True, env=env).stdout)
+
+        cid = subprocess.run(
+            [*cli, "run", "-d", "--network", "none", "--name", f"shape-{name}", "shape/bb:1", "sleep", "60"],
+            check=True,
+            capture_output=True,
+            env=env,
+            text=True,
+        ).stdout.strip()
+        try:
+            shapes[name] = {
+                "container inspect": get("inspect", cid)[0],
+                "image inspect": get("image", "inspect", "shape/bb:1")[0],
+                "version": get("version", "--format", "{{json .}}"),
+                "ps": get("ps", "--filter", f"id={cid}", "--format", "{{json .}}"),
+            }
+        finally:
+            subprocess.run([*cli, "rm", "-f", cid], capture_output=True, env=env)
+    dy.out("rmi", "shape/bb:1")
+    for what in shapes["docker"]:
+        assert _shape_diff(shapes["ours"][what], shapes["docker"][what], what) == []

@@ -40,7 +40,16 @@ def register(router: Router, daemon: Any) -> None:
 
     @router.route("GET", "/containers/{id}/json")
     def inspect(req: Request) -> Response:
-        return json_response(svc.inspect(req.params["id"], req.flag("size")))
+        body = svc.inspect(req.params["id"], req.flag("size"))
+        if not req.api_at_least("1.42"):  # kernel memory limits left the API in 1.42
+            body["HostConfig"] = {**body["HostConfig"], "KernelMemory": 0, "KernelMemoryTCP": 0}
+        if not req.api_at_least("1.44"):  # endpoints gained DNSNames in 1.44
+            networks = body.get("NetworkSettings", {}).get("Networks") or {}
+            body["NetworkSettings"] = {
+                **body["NetworkSettings"],
+                "Networks": {k: {f: v for f, v in ep.items() if f != "DNSNames"} for k, ep in networks.items()},
+            }
+        return json_response(body)
 
     @router.route("POST", "/containers/{id}/start")
     def start(req: Request) -> Response:

@@ -23,7 +23,11 @@ def register(router: Router, daemon: Any) -> None:
 
     @router.route("GET", "/images/json")
     def list_(req: Request) -> Response:
-        return json_response(svc.list(all_=req.flag("all"), filters=req.json_filters(), digests=req.flag("digests")))
+        items = svc.list(all_=req.flag("all"), filters=req.json_filters(), digests=req.flag("digests"))
+        if not req.api_at_least("1.44"):  # VirtualSize left the API in 1.44; older clients still read it
+            for item in items:
+                item.setdefault("VirtualSize", item.get("Size", 0))
+        return json_response(items)
 
     @router.route("POST", "/images/create")
     def create(req: Request) -> Response | StreamResponse:
@@ -62,7 +66,12 @@ def register(router: Router, daemon: Any) -> None:
 
     @router.route("GET", "/images/{name:.+}/json")
     def inspect(req: Request) -> Response:
-        return json_response(svc.inspect(req.params["name"]))
+        body = svc.inspect(req.params["name"])
+        if not req.api_at_least("1.44"):  # fields moby dropped in 1.44, still sent to older clients
+            body.setdefault("VirtualSize", body.get("Size", 0))
+            body.setdefault("Container", "")
+            body.setdefault("ContainerConfig", {**(body.get("Config") or {}), "Cmd": None})
+        return json_response(body)
 
     @router.route("GET", "/images/{name:.+}/history")
     def history(req: Request) -> Response:

@@ -33,6 +33,13 @@ def _arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
+def _build_time() -> str:
+    """When this dockyard was installed (the package's mtime), in docker's format; the CLI omits ""."""
+    from dockyard.util.timefmt import rfc3339_nano
+
+    return rfc3339_nano(os.path.getmtime(dockyard.__file__))
+
+
 def version_info() -> dict[str, Any]:
     details = {
         "ApiVersion": API_VERSION,
@@ -43,7 +50,7 @@ def version_info() -> dict[str, Any]:
         "Arch": _arch(),
         "KernelVersion": platform.release(),
         "Experimental": False,
-        "BuildTime": "",
+        "BuildTime": _build_time(),
     }
     # docker's CLI decodes Components[].Details as map[string]string: every value a string.
     component_details = {k: ("false" if v is False else "true" if v is True else v) for k, v in details.items()}

@@ -92,7 +92,6 @@ HOST_CONFIG_DEFAULTS: dict[str, Any] = {
     "Ulimits": None,
     "MaskedPaths": None,
     "ReadonlyPaths": None,
-    "Init": None,
 }
 
 
