@@ -435,11 +435,30 @@ class CompiledFilter:
         self.loaded = True
 
 
+_compiled: dict[str, tuple[bytes, int]] = {}
+
+
 def prepare(config: dict[str, Any] | None) -> CompiledFilter | None:
-    """Compile a spec's linux.seccomp (None: no filter)."""
+    """Compile a spec's linux.seccomp (None: no filter).
+
+    Compiling takes a few milliseconds, so programs are cached per profile; the monitor zygote warms
+    the cache with the default profile (`warm_default`), and every monitor forked from it inherits it."""
     if not config:
         return None
-    return CompiledFilter(encode(compile_filter(config)), filter_flags(config))
+    import json
+
+    key = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    if key not in _compiled:
+        _compiled[key] = (encode(compile_filter(config)), filter_flags(config))
+    program, flags = _compiled[key]
+    return CompiledFilter(program, flags)
+
+
+def warm_default() -> None:
+    """Compile the default profile for docker's default capabilities ahead of time."""
+    from dockyard.runtime.builtin.caps import DEFAULT_CAPABILITIES
+
+    prepare(seccomp_profile.container_seccomp([], list(DEFAULT_CAPABILITIES)))
 
 
 def load(program: bytes, flags: int = 0) -> None:

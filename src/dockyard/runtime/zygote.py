@@ -43,6 +43,10 @@ def _serve(sock: socket.socket) -> None:
     ):
         with contextlib.suppress(ImportError):
             __import__(backend)
+    with contextlib.suppress(Exception):  # a cache only: monitors compile what is missing
+        from dockyard.runtime.seccomp import warm_default
+
+        warm_default()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     # Everything imported so far is shared with every monitor. Moving it to the GC's permanent
     # generation keeps the children's collections from touching (and so copying) those pages.

@@ -7,7 +7,10 @@ Nothing here allocates locks or threads: the functions are safe between fork and
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
+import socket
+import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -178,10 +181,6 @@ _IFF_UP = 0x1
 
 def interface_up(name: str = "lo") -> None:
     """Set IFF_UP on an interface of the current network namespace (no `ip` binary needed)."""
-    import fcntl
-    import socket
-    import struct
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         request = struct.pack("16sh22x", name.encode(), 0)
         flags = struct.unpack("16sh22x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request))[1]
