@@ -179,8 +179,10 @@ class Container:
     def log_path(self) -> Path:
         return self.dir / "container.log"
 
-    def save(self) -> None:
-        write_json(self.dir / "config.v2.json", self.record, 0o600)
+    def save(self, durable: bool = True) -> None:
+        """Persist the record. Run-state transitions pass durable=False: after a crash the restore
+        reconciles them with the monitors and exit files, so they need atomicity, not an fsync."""
+        write_json(self.dir / "config.v2.json", self.record, 0o600, durable)
 
     # -- state transitions (caller holds the lock) ----------------------------------------
     def set_running(self, pid: int) -> None:
@@ -196,7 +198,7 @@ class Container:
             Error="",
             StartedAt=rfc3339_nano(),
         )
-        self.save()
+        self.save(durable=False)
         self.changed.notify_all()
 
     def set_exited(self, exit_code: int, finished_at: str | None = None, oom: bool = False, error: str = "") -> None:
@@ -213,7 +215,7 @@ class Container:
         )
         self.monitor = None
         self.exit_count += 1
-        self.save()
+        self.save(durable=False)
         self.changed.notify_all()
 
     def set_start_failed(self, exit_code: int, error: str) -> None:
@@ -221,7 +223,7 @@ class Container:
         self.state.update(ExitCode=exit_code, Error=error, Running=False, Pid=0)
         self.monitor = None
         self.exit_count += 1
-        self.save()
+        self.save(durable=False)
         self.changed.notify_all()
 
     # -- views ------------------------------------------------------------------

@@ -527,7 +527,7 @@ class ContainerService:
             if c.running:  # --rm raced with a restart; leave it
                 return
             c.state["Status"] = "removing"
-            c.save()
+            c.save(durable=False)
             self._release_network(c)
             self._unmount(c)
             try:
