@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from tests.helpers.daemon import DaemonEnv, host_cleanup
+from tests.helpers.daemon import DaemonEnv, host_cleanup, unmount_under
 from tests.helpers.dockerd import PrivateDockerd
 from tests.helpers.rootfs import busybox_rootfs_tar
 
@@ -137,6 +137,7 @@ class Podman(Engine):
     name = "podman"
 
     def __init__(self, base: Path, tar: Path) -> None:
+        self.base = base
         self.cli = [
             "podman",
             "--root",
@@ -158,6 +159,7 @@ class Podman(Engine):
     def close(self) -> None:
         subprocess.run([*self.cli, "rm", "-af"], capture_output=True)
         subprocess.run([*self.cli, "system", "reset", "-f"], capture_output=True)
+        unmount_under(self.base)  # podman leaves its storage root mounted (overlay) after a reset
 
 
 def _parent(pid: int) -> int:
@@ -262,6 +264,7 @@ def main() -> int:
                 e.close()
             except Exception as exc:  # keep cleaning the others
                 print(f"cleanup {e.name}: {exc}", file=sys.stderr)
+        unmount_under(base)  # whatever an engine that failed half way left mounted
         shutil.rmtree(base, ignore_errors=True)
     return 0
 

@@ -106,11 +106,7 @@ def host_cleanup(env: DaemonEnv) -> list[str]:
             os.kill(pid, signal.SIGKILL)
     if leftovers:
         time.sleep(0.2)
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f]
-    for mnt in sorted((m for m in mounts if m.startswith(str(env.base))), key=len, reverse=True):
-        leftovers.append(f"mount {mnt}")
-        subprocess.run(["umount", "-l", mnt], check=False)
+    leftovers += [f"mount {m}" for m in unmount_under(env.base)]
     # Only this daemon's containers' cgroups (another daemon may be creating its own right now),
     # then the shared parent, which rmdir leaves alone while anything is still in it.
     mine = [cg for cid in ids for cg in Path("/sys/fs/cgroup").glob(f"*/dockyard/{cid}")]
@@ -132,4 +128,14 @@ def ours(base: Path) -> list[int]:
             continue
         if cwd == str(base) or cwd.startswith(str(base) + "/"):
             found.append(int(proc.name))
+    return found
+
+
+def unmount_under(base: Path) -> list[str]:
+    """Lazily unmount everything mounted at or below `base` (deepest first); returns what it unmounted."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f]
+    found = sorted((m for m in mounts if m == str(base) or m.startswith(str(base) + "/")), key=len, reverse=True)
+    for mnt in found:
+        subprocess.run(["umount", "-l", mnt], check=False)
     return found

@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.helpers.daemon import unmount_under
+
 
 def dockerd_available() -> bool:
     return shutil.which("dockerd") is not None and shutil.which("docker") is not None
@@ -78,7 +80,4 @@ class PrivateDockerd:
         for cg in Path("/sys/fs/cgroup").glob("*/dyoracle"):
             with contextlib.suppress(OSError):
                 cg.rmdir()
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            mnt = line.split()[4]
-            if mnt.startswith(str(self.base)):
-                subprocess.run(["umount", "-l", mnt], check=False)
+        unmount_under(self.base)
