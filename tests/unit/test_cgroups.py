@@ -31,7 +31,7 @@ def sleeper():
     procs: list[subprocess.Popen] = []
 
     def spawn(cgroup=None, argv=(BUSYBOX, "sleep", "60")):
-        proc = subprocess.Popen(list(argv), preexec_fn=(lambda: cgroup.add(os.getpid())) if cgroup else None)
+        proc = subprocess.Popen(list(argv), preexec_fn=cgroup.join if cgroup else None)
         procs.append(proc)
         return proc
 

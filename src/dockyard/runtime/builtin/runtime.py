@@ -241,7 +241,7 @@ class BuiltinRuntime:
         spec: dict, bundle: str, fifo: str, cgroup: Cgroup, stdio: Stdio, seccomp: CompiledFilter | None, sync_fd: int
     ) -> None:
         """Join the cgroup, enter or create the namespaces, fork the init, report its pid."""
-        cgroup.add(os.getpid())
+        cgroup.join()
         namespaces = (spec.get("linux") or {}).get("namespaces") or []
         join = [(ns, os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)) for ns in namespaces if ns.get("path")]
         for ns, fd in join:
@@ -393,7 +393,7 @@ def _exec_intermediate(
     init_pid: int, cgroup: Cgroup, proc: dict, stdio: Stdio, seccomp: CompiledFilter | None, sync_fd: int
 ) -> None:
     """Join the init's cgroup and namespaces (mount last), fork the exec process, report its pid."""
-    cgroup.add(os.getpid())
+    cgroup.join()
     targets = []
     for ns_type, proc_name in linux.NAMESPACE_PROC_NAMES.items():
         theirs, ours = f"/proc/{init_pid}/ns/{proc_name}", f"/proc/self/ns/{proc_name}"
