@@ -30,3 +30,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q -e '.[test]'
   echo "$want" > "$stamp"
 fi
+# Byte-compile the (editable) package as pip does for a regular install: every CLI start and every
+# daemon start would otherwise compile it again where PYTHONDONTWRITEBYTECODE is set (~10 ms a command).
+.venv/bin/python -m compileall -q src/dockyard >/dev/null

@@ -17,7 +17,7 @@ from dockyard.client.api import APIClient, encode_filters
 from dockyard.client.autostart import ensure_daemon
 from dockyard.client.errors import APIError, DaemonUnavailable
 from dockyard.client.streams import encode_frame, iter_frames, iter_json_messages
-from dockyard.client.transport import parse_host
+from dockyard.client.transport import encode_params, parse_host, percent_encode
 
 Handler = Callable[[dict, socket.socket], None]
 
@@ -119,6 +119,17 @@ def test_parse_host() -> None:
     assert parse_host("localhost:1234").port == 1234
     with pytest.raises(ValueError):
         parse_host("ssh://host")
+
+
+@pytest.mark.parametrize("text", ["", "plain", "a b&c=d", "é€/:@?#%+", "x" * 3 + "\u00e9\t\n", "[1,2]"])
+def test_escaping_matches_urllib(text: str) -> None:
+    """Our escaping (kept off urllib.parse for CLI start-up time) must give urllib's bytes."""
+    from urllib.parse import quote, urlencode
+
+    assert percent_encode(text, "/:@") == quote(text, safe="/:@")
+    assert percent_encode(text) == quote(text, safe="")
+    pairs = [("k " + text, text), ("x", text), ("x", "y")]
+    assert encode_params(pairs) == urlencode(pairs)
 
 
 def test_ping_and_versioned_paths(daemon) -> None:

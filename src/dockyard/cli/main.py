@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from importlib import import_module
 
 # verb -> (module under dockyard.cli, function). Modules are imported only when their verb runs.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -185,11 +184,17 @@ def _resolve(args: list[str]) -> tuple[tuple[str, str] | None, str, list[str]]:
     return COMMANDS.get(verb), verb, args[1:]
 
 
+def _import(name: str):
+    """importlib.import_module without importing importlib (and warnings) on every start."""
+    __import__(name)
+    return sys.modules[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (docker's codes: 125 usage/daemon, 1 errors)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["daemon"]:
-        daemon = import_module("dockyard.daemon.main")
+        daemon = _import("dockyard.daemon.main")
         return int(daemon.main(argv[1:]) or 0)
     from dockyard.cli.flags import HelpRequested, StatusError
 
@@ -214,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 "Run 'dockyard --help' for more information",
             )
         module_name, function_name = target
-        module = import_module(f"dockyard.cli.{module_name}")
+        module = _import(f"dockyard.cli.{module_name}")
         from dockyard.cli.common import Cli
 
         cli = Cli(host=options.get("H"))

@@ -515,9 +515,11 @@ def cmd_create(cli: Cli, argv: list[str], name: str = "create") -> int:
 
 
 def _tty_size(opts: Options) -> tuple[int, int] | None:
+    if not opts.tty:
+        return None
     from dockyard.cli.streaming import terminal_size
 
-    return terminal_size(1) if opts.tty else None
+    return terminal_size(1)
 
 
 def cmd_run(cli: Cli, argv: list[str], name: str = "run") -> int:

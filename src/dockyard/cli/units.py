@@ -5,12 +5,18 @@ from __future__ import annotations
 import re
 
 from dockyard.util.humanize import human_duration, human_size
-from dockyard.util.timefmt import parse_go_duration
 
 __all__ = ["human_duration", "human_size", "parse_go_duration", "ram_in_bytes"]
 
 _BINARY_MULTIPLIERS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+
+
+def parse_go_duration(value: str) -> float | None:
+    """Go's time.ParseDuration (datetime, under it, is imported only by the verbs that need it)."""
+    from dockyard.util.timefmt import parse_go_duration as parse
+
+    return parse(value)
 
 
 def ram_in_bytes(value: str) -> int:

@@ -6,12 +6,18 @@ concerns (no printing, no exit codes).
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable
-from urllib.parse import quote
 
-from dockyard.client.transport import API_VERSION, HijackedConnection, Host, Params, Response, Transport
+from dockyard.client.transport import (
+    API_VERSION,
+    HijackedConnection,
+    Host,
+    Params,
+    Response,
+    Transport,
+    percent_encode,
+)
 
 # typing costs ~5 ms to import: the CLI's hot path keeps it for the type checker only.
 TYPE_CHECKING = False
@@ -23,7 +29,7 @@ Filters = dict[str, list[str]] | dict[str, dict[str, bool]] | None
 
 def _p(name: str) -> str:
     """Escape one path segment the way Go's url.URL does (keep `/`, `:` and `@` of image references)."""
-    return quote(name, safe="/:@")
+    return percent_encode(name, "/:@")
 
 
 def encode_filters(filters: Filters) -> str | None:
@@ -39,6 +45,8 @@ def encode_filters(filters: Filters) -> str | None:
 
 def encode_auth(auth: dict[str, Any] | None) -> str:
     """`X-Registry-Auth`: base64url of the JSON AuthConfig (`e30=` for none)."""
+    import base64
+
     return base64.urlsafe_b64encode(json.dumps(auth or {}).encode()).decode()
 
 
@@ -454,5 +462,7 @@ class APIClient:
 
 
 def _path_stat(response: Response) -> dict[str, Any]:
+    import base64
+
     header = response.headers.get("X-Docker-Container-Path-Stat")
     return json.loads(base64.b64decode(header)) if header else {}

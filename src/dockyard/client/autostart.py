@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
-import time
 
 from dockyard.client.transport import DEFAULT_HOST, Host, Transport
+
+TYPE_CHECKING = False  # subprocess and time are imported only when a daemon has to be started
+if TYPE_CHECKING:
+    import subprocess
 
 DEFAULT_DATA_ROOT = "/var/lib/dockyard"
 START_TIMEOUT = 10.0
@@ -33,6 +35,8 @@ def autostart_allowed(host: Host) -> bool:
 
 def spawn_daemon() -> subprocess.Popen[bytes]:
     """Launch `python -m dockyard daemon` detached, logging to <data-root>/daemon.log."""
+    import subprocess
+
     data_root = os.environ.get("DOCKYARD_DATA_ROOT") or DEFAULT_DATA_ROOT
     os.makedirs(data_root, mode=0o711, exist_ok=True)
     command = [sys.executable, "-m", "dockyard", "daemon"]
@@ -46,6 +50,8 @@ def spawn_daemon() -> subprocess.Popen[bytes]:
 
 def wait_for_ping(host: Host, timeout: float = START_TIMEOUT, process: subprocess.Popen[bytes] | None = None) -> bool:
     """Poll /_ping until it answers, the timeout passes or the spawned process died."""
+    import time
+
     transport = Transport(host, timeout=2.0)
     deadline = time.monotonic() + timeout
     delay = 0.02

@@ -12,7 +12,6 @@ import json
 import os
 import socket
 from collections.abc import Iterable, Iterator
-from urllib.parse import urlencode
 
 from dockyard.client.errors import APIError, DaemonUnavailable
 from dockyard.client.streams import MULTIPLEXED, iter_frames, iter_json_messages, iter_raw
@@ -87,6 +86,16 @@ def default_host() -> Host:
     return parse_host(os.environ.get("DOCKYARD_HOST") or DEFAULT_HOST)
 
 
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def percent_encode(text: str, safe: str = "") -> str:
+    """urllib.parse.quote's escaping (UTF-8, unreserved characters kept) without importing
+    urllib.parse and ipaddress on every CLI start."""
+    keep = _UNRESERVED.union(safe.encode())
+    return "".join(chr(b) if b in keep else f"%{b:02X}" for b in text.encode())
+
+
 def encode_params(params: Params) -> str:
     """Query string: drop None values, booleans as 1/0, lists repeated (docker's `names=a&names=b`)."""
     if not params:
@@ -103,7 +112,12 @@ def encode_params(params: Params) -> str:
             elif isinstance(item, dict):
                 item = json.dumps(item, separators=(",", ":"))
             pairs.append((key, str(item)))
-    return urlencode(pairs)
+    return "&".join(f"{_form(key)}={_form(value)}" for key, value in pairs)
+
+
+def _form(text: str) -> str:
+    """application/x-www-form-urlencoded, as urlencode writes it (space as +)."""
+    return percent_encode(text, " ").replace(" ", "+")
 
 
 def api_error_from_body(status: int, body: bytes) -> APIError:
