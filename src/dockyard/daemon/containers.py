@@ -398,6 +398,8 @@ class ContainerService:
                     self._schedule_restart(c)
 
     def _set_manually_stopped(self, c: Container, value: bool) -> None:
+        if c.record.get("HasBeenManuallyStopped") == value and not (value and c.state.get("Restarting")):
+            return  # nothing changes: no write (a start would otherwise pay an fsync'd save)
         c.record["HasBeenManuallyStopped"] = value
         if value and c.state.get("Restarting"):
             c.state.update(Restarting=False, Status="exited")

@@ -484,7 +484,7 @@ class NetworkService:
         ns = c.record["NetworkSettings"]
         ns["SandboxID"] = hashlib.sha256(c.id.encode()).hexdigest()
         ns["SandboxKey"] = str(path)
-        c.save()
+        c.save(durable=False)
         return str(path)
 
     def _connect_endpoint(self, c: Any, box: Sandbox, net: dict[str, Any], settings: dict[str, Any]) -> None:
@@ -575,7 +575,7 @@ class NetworkService:
             embedded_dns, list(hc.get("Dns") or []), list(hc.get("DnsSearch") or []), list(hc.get("DnsOptions") or [])
         )
         c.record.update(etcfiles.write_files(c.dir, hostname, hosts, resolv))
-        c.save()
+        c.save(durable=False)  # start-time state: set again at every start, reconciled on restore
 
     def teardown(self, c: Any) -> None:
         """Release everything the container's network held (idempotent: exit, failed start, rm)."""

@@ -81,7 +81,8 @@ def write_files(directory: Path, hostname: str, hosts: str, resolv: str) -> dict
         "HostsPath": directory / "hosts",
         "ResolvConfPath": directory / "resolv.conf",
     }
-    atomic_write(paths["HostnamePath"], (hostname + "\n").encode())
-    atomic_write(paths["HostsPath"], hosts.encode())
-    atomic_write(paths["ResolvConfPath"], resolv.encode())
+    # Written again at every start: atomic, but no fsync (a crash loses nothing the next start won't rewrite).
+    atomic_write(paths["HostnamePath"], (hostname + "\n").encode(), durable=False)
+    atomic_write(paths["HostsPath"], hosts.encode(), durable=False)
+    atomic_write(paths["ResolvConfPath"], resolv.encode(), durable=False)
     return {key: str(value) for key, value in paths.items()}
