@@ -12,8 +12,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+
+# typing costs ~5 ms to import: the CLI's hot path keeps it for the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class TemplateError(Exception):
@@ -254,52 +257,55 @@ HEADER_FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 # ---------------------------------------------------------------------------------------------- nodes
+# Plain slotted classes, not dataclasses: `dataclasses` pulls in `inspect`, ~6 ms of every `ps`.
 
 
-@dataclass
-class Field:
-    base: Any  # None = dot, str "$name" = variable, or a Pipeline
-    names: list[str]
+class _Node:
+    """An AST node: positional fields in `__slots__` order."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def __init__(self, *values: Any) -> None:
+        for name, value in zip(self.__slots__, values, strict=True):
+            setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(repr(getattr(self, n)) for n in self.__slots__)})"
 
 
-@dataclass
-class Var:
-    name: str
+class Field(_Node):
+    __slots__ = ("base", "names")  # base: None = dot, str "$name" = variable, or a Pipeline
 
 
-@dataclass
-class Ident:
-    name: str
+class Var(_Node):
+    __slots__ = ("name",)
 
 
-@dataclass
-class Literal:
-    value: Any
+class Ident(_Node):
+    __slots__ = ("name",)
 
 
-@dataclass
-class Command:
-    args: list[Any]
+class Literal(_Node):
+    __slots__ = ("value",)
 
 
-@dataclass
-class Pipeline:
-    commands: list[Command]
-    decl: list[str] = field(default_factory=list)
-    assign: bool = False
+class Command(_Node):
+    __slots__ = ("args",)
 
 
-@dataclass
-class Action:
-    pipe: Pipeline
+class Pipeline(_Node):
+    __slots__ = ("commands", "decl", "assign")  # noqa: RUF023 - positional order
+
+    def __init__(self, commands: list[Command], decl: list[str] | None = None, assign: bool = False) -> None:
+        super().__init__(commands, decl or [], assign)
 
 
-@dataclass
-class Branch:
-    kind: str  # if | range | with
-    pipe: Pipeline
-    body: list[Any]
-    orelse: list[Any]
+class Action(_Node):
+    __slots__ = ("pipe",)
+
+
+class Branch(_Node):
+    __slots__ = ("kind", "pipe", "body", "orelse")  # noqa: RUF023 - positional order; kind: if|range|with
 
 
 # ----------------------------------------------------------------------------------------------- lexer
