@@ -27,18 +27,30 @@ from tests.helpers.daemon import DaemonEnv, host_cleanup, unmount_under
 from tests.helpers.dockerd import PrivateDockerd
 from tests.helpers.rootfs import busybox_rootfs_tar
 
+METRICS = {
+    # Proportional set size: private pages plus a fair share of shared ones (shared libraries,
+    # copy-on-write pages of a forked parent): the headline, summing it counts every page once.
+    "PSS": ("Pss",),
+    # Resident set size: every shared page counted again in each process (what `ps` shows).
+    "RSS": ("Rss",),
+    # Unique set size: only the pages no other process maps (what killing the process frees).
+    "USS": ("Private_Clean", "Private_Dirty"),
+}
 
-def pss_kb(pid: int) -> int:
-    """Proportional set size: private pages plus a fair share of shared ones (shared libraries,
-    copy-on-write pages of a forked parent). Summing RSS would count shared pages once per process."""
+
+def memory_kb(pid: int, metric: str) -> int:
+    """One process's memory in kB by METRICS[metric], from /proc/PID/smaps_rollup (0 if gone)."""
+    fields = METRICS[metric]
+    total = 0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
+                name, _, rest = line.partition(":")
+                if name in fields:
+                    total += int(rest.split()[0])
     except OSError:
         pass
-    return 0
+    return total
 
 
 def pids_matching(pattern: str) -> list[int]:
@@ -90,14 +102,13 @@ class Dockyard(Engine):
                 capture_output=True,
             )
 
-    def memory_kb(self) -> tuple[int, int]:
+    def processes(self) -> tuple[list[int], list[int]]:
         monitors = []
         for pid_file in (self.env.data_root / "containers").glob("*/monitor.pid"):
             with contextlib.suppress(ValueError, OSError):
                 monitors.append(int(pid_file.read_text().strip()))
         zygotes = [p for p in pids_matching("dockyard.runtime.zygote") if _parent(p) == self.env.proc.pid]
-        daemon = pss_kb(self.env.proc.pid) + sum(pss_kb(p) for p in zygotes)
-        return daemon, sum(pss_kb(p) for p in monitors)
+        return [self.env.proc.pid, *zygotes], monitors
 
     def close(self) -> None:
         ids = self.env.cli("ps", "-aq").stdout.decode().split()
@@ -123,11 +134,11 @@ class Docker(Engine):
         for _ in range(n):
             self.dockerd.run("run", "-d", "--network", "none", "busybox", "sleep", "1000", check=True)
 
-    def memory_kb(self) -> tuple[int, int]:
+    def processes(self) -> tuple[list[int], list[int]]:
         assert self.dockerd.proc is not None
         containerd = [p for p in pids_matching("containerd --config") if str(self.dockerd.base) in _cmdline(p)]
         shims = [p for p in pids_matching("containerd-shim") if "dyoracle" in _cmdline(p)]
-        return sum(pss_kb(p) for p in [self.dockerd.proc.pid, *containerd]), sum(pss_kb(p) for p in shims)
+        return [self.dockerd.proc.pid, *containerd], shims
 
     def close(self) -> None:
         self.dockerd.stop()
@@ -212,25 +223,23 @@ def bench_latency(engines: list[Engine], runs: int) -> str:
 
 
 def bench_memory(engines: list[Engine], count: int) -> str:
-    rows = [
-        [
-            "engine (PSS)",
-            f"daemon growth kB ({count} ctrs)",
-            "per-container processes kB",
-            "total kB",
-            "per container kB",
-        ]
-    ]
+    """Daemon-side growth plus the per-container processes (monitors / containerd-shims), in each
+    metric of METRICS; PSS is the fair comparison, RSS and USS bracket it."""
+    header = ["engine", "metric", f"daemon growth kB ({count} ctrs)", "per-container processes kB", "total kB"]
+    rows = [[*header, "per container kB"]]
     for e in engines:
         if not hasattr(e, "start_sleepers"):
             continue
-        daemon_before, _ = e.memory_kb()
+        daemons, _ = e.processes()
+        before = {m: sum(memory_kb(p, m) for p in daemons) for m in METRICS}
         e.start_sleepers(count)
         time.sleep(2)
-        daemon_after, per_container = e.memory_kb()
-        growth = daemon_after - daemon_before
-        total = growth + per_container
-        rows.append([e.name, str(growth), str(per_container), str(total), f"{total / count:.0f}"])
+        daemons, containers = e.processes()
+        for metric in METRICS:
+            growth = sum(memory_kb(p, metric) for p in daemons) - before[metric]
+            per_container = sum(memory_kb(p, metric) for p in containers)
+            total = growth + per_container
+            rows.append([e.name, metric, str(growth), str(per_container), str(total), f"{total / count:.0f}"])
     return table(rows)
 
 

@@ -172,9 +172,9 @@ class Daemon:
             if isinstance(path, str) and os.path.exists(path):
                 os.unlink(path)
         self._servers.clear()
-        from dockyard.runtime import zygote
+        from dockyard.runtime import zygote_client
 
-        zygote.shutdown()
+        zygote_client.shutdown()
         self.networks.shutdown()
         _remove_empty_cgroup_parents()
         os.close(self._lock_fd)

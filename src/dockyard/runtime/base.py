@@ -6,7 +6,11 @@ OCI runtime lifecycle, so the same bundle runs under any backend.
 
 from __future__ import annotations
 
-from typing import Protocol
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:  # the contract is for the type checker; at run time `typing` stays out of the monitor
+    Protocol = object
 
 
 class RuntimeFailure(Exception):

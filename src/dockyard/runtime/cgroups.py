@@ -14,7 +14,12 @@ import itertools
 import os
 import signal
 import time
-from typing import Protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:  # the contract is for the type checker; at run time `typing` stays out of the monitor
+    Protocol = object
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 _SETTLE_TIMEOUT = 10.0

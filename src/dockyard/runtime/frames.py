@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any
+
+TYPE_CHECKING = False  # typing stays out of the monitor's memory
+if TYPE_CHECKING:
+    from typing import Any
 
 STDIN = 0
 STDOUT = 1

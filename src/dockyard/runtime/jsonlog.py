@@ -11,8 +11,13 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import namedtuple
 from collections.abc import Callable, Generator, Iterator
-from typing import BinaryIO, NamedTuple
+
+# The monitor writes logs with this module: `typing` stays out of its memory.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 PARTIAL_LIMIT = 16 * 1024  # docker's copier flushes an unterminated line at this size
 READ_CHUNK = 1 << 20
@@ -21,12 +26,8 @@ LOG_MODE = 0o640
 STREAMS = ("stdout", "stderr")
 
 
-class LogEntry(NamedTuple):
-    """One log message; `data` ends with b"\\n" unless the line was flushed as a partial."""
-
-    stream: str
-    time_str: str
-    data: bytes
+LogEntry = namedtuple("LogEntry", "stream time_str data")
+LogEntry.__doc__ = 'One log message; `data` ends with b"\\n" unless the line was flushed as a partial.'
 
 
 class _Clock:

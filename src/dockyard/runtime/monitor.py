@@ -18,10 +18,13 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 from dockyard.runtime import frames
 from dockyard.runtime.base import RuntimeFailure, Stdio
+
+TYPE_CHECKING = False  # typing stays out of every monitor's memory
+if TYPE_CHECKING:
+    from typing import Any
 
 SOCKET_NAME = "monitor.sock"
 PID_NAME = "monitor.pid"
@@ -75,13 +78,9 @@ def load_backend(runtime: str, runtime_root: str | None) -> Any:
     """The OCIRuntime for `runtime`, imported only now (the builtin may be absent)."""
     root = runtime_root or DEFAULT_RUNTIME_ROOT.format(runtime=runtime)
     if runtime == "builtin":
-        import importlib
+        from dockyard.runtime.builtin.runtime import BuiltinRuntime
 
-        package = importlib.import_module("dockyard.runtime.builtin")
-        runtime_class = getattr(package, "BuiltinRuntime", None)
-        if runtime_class is None:  # not re-exported by the package (yet)
-            runtime_class = importlib.import_module("dockyard.runtime.builtin.runtime").BuiltinRuntime
-        return runtime_class(root)
+        return BuiltinRuntime(root)
     if runtime in ("runc", "crun"):
         from dockyard.runtime.oci_cli import OCICliRuntime
 

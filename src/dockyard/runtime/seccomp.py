@@ -14,10 +14,14 @@ import errno
 import os
 import struct
 import sys
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from dockyard.runtime import seccomp_profile
+
+# typing/dataclasses cost every monitor (forked from the zygote) memory: types are for the checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # BPF opcodes (linux/filter.h, linux/bpf_common.h)
 LD_W_ABS = 0x20
@@ -71,13 +75,8 @@ class SeccompError(ValueError):
     """The profile cannot be compiled (unknown action, operator, argument index...)."""
 
 
-class Insn(NamedTuple):
-    """One `struct sock_filter`."""
-
-    code: int
-    jt: int
-    jf: int
-    k: int
+Insn = namedtuple("Insn", "code jt jf k")
+Insn.__doc__ = "One `struct sock_filter`."
 
 
 # --- assembler -----------------------------------------------------------------------------------
@@ -87,11 +86,13 @@ class _Label:
     __slots__ = ()
 
 
-@dataclass
 class _Asm:
     """Instructions with symbolic forward jump targets; `resolve` turns them into offsets."""
 
-    items: list[Any] = field(default_factory=list)
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
 
     @property
     def size(self) -> int:
@@ -165,11 +166,7 @@ def action_value(action: str, errno_ret: int | None) -> int:
     return values[action]
 
 
-class _Cond(NamedTuple):
-    index: int
-    op: str
-    value: int
-    value_two: int
+_Cond = namedtuple("_Cond", "index op value value_two")
 
 
 _OPS = {"SCMP_CMP_EQ", "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_GT", "SCMP_CMP_GE", "SCMP_CMP_MASKED_EQ"}
@@ -251,12 +248,14 @@ def _emit_condition(asm: _Asm, cond: _Cond, wide: bool, yes: _Label, no: _Label)
 # --- rules per syscall number ---------------------------------------------------------------------
 
 
-@dataclass
 class _Syscall:
     """What one syscall number does: conditional rules first, then `fallback`."""
 
-    conditional: list[tuple[tuple[_Cond, ...], int]] = field(default_factory=list)
-    fallback: int | None = None
+    __slots__ = ("conditional", "fallback")
+
+    def __init__(self) -> None:
+        self.conditional: list[tuple[tuple[_Cond, ...], int]] = []
+        self.fallback: int | None = None
 
 
 def _rules_by_number(config: dict[str, Any], table: dict[str, int]) -> dict[int, _Syscall]:
@@ -422,13 +421,15 @@ def filter_flags(config: dict[str, Any]) -> int:
     return flags
 
 
-@dataclass
 class CompiledFilter:
     """A filter ready to load in a forked child; `loaded` tells later steps it is already active."""
 
-    program: bytes
-    flags: int = 0
-    loaded: bool = False
+    __slots__ = ("flags", "loaded", "program")
+
+    def __init__(self, program: bytes, flags: int = 0) -> None:
+        self.program = program
+        self.flags = flags
+        self.loaded = False
 
     def load(self) -> None:
         load(self.program, self.flags)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any
 
 from dockyard.errors import InvalidParameter
+
+TYPE_CHECKING = False  # typing stays out of every monitor's memory
+if TYPE_CHECKING:
+    from typing import Any
 
 # Go's GOARCH (docker's `includes.arches` vocabulary) for each kernel machine name.
 GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "386", "i386": "386"}

@@ -327,7 +327,7 @@ def _read_control(sock: socket.socket) -> dict[str, Any]:
 def _launch_monitor(args: list[str], state_dir: str) -> bytes:
     """Start a monitor (forked from the warm zygote, or a fresh interpreter as a fallback) and
     return its handshake line."""
-    from dockyard.runtime.zygote import launch_monitor
+    from dockyard.runtime.zygote_client import launch_monitor
 
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     with open(os.path.join(state_dir, MONITOR_LOG_NAME), "ab") as monitor_log, os.fdopen(read_fd, "rb") as reader:

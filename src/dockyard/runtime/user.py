@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 
 MAX_ID = 2**31 - 1
 _MAX_SYMLINKS = 255
@@ -23,14 +22,20 @@ class UserLookupError(Exception):
     """The user or group cannot be resolved; the message is runc's/docker's wording."""
 
 
-@dataclass
 class ExecUser:
-    """The ids a container process runs with."""
+    """The ids a container process runs with (a plain class: the monitor imports this module, and
+    `dataclasses` would cost every monitor its `inspect` import)."""
 
-    uid: int = 0
-    gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
-    home: str = "/"
+    __slots__ = ("additional_gids", "gid", "home", "uid")
+
+    def __init__(self) -> None:
+        self.uid = 0
+        self.gid = 0
+        self.additional_gids: list[int] = []
+        self.home = "/"
+
+    def __repr__(self) -> str:
+        return f"ExecUser(uid={self.uid}, gid={self.gid}, additional_gids={self.additional_gids}, home={self.home!r})"
 
 
 def resolve_in_root(root: str, path: str) -> str:

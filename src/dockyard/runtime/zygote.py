@@ -16,37 +16,39 @@ import array
 import contextlib
 import gc
 import json
-import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
 
-log = logging.getLogger("dockyard.zygote")
-
+# Everything this process imports is in every monitor's memory: the daemon's side of the
+# protocol (which needs subprocess, threading and logging) lives in zygote_client.py.
 _MAX_REQUEST = 1 << 16
+PRELOAD = (
+    "dockyard.runtime.monitor",
+    "dockyard.runtime.builtin.runtime",  # runc/crun monitors import oci_cli (and subprocess) when they need it
+    "dockyard.runtime.jsonlog",
+    "dockyard.util.fs",
+    "dockyard.util.timefmt",
+)
 
 
-def _serve(sock: socket.socket) -> None:
-    """Zygote main loop: fork a monitor per request until the daemon hangs up."""
-    import dockyard.runtime.monitor as monitor
-
-    for backend in (
-        "dockyard.runtime.builtin.runtime",
-        "dockyard.runtime.oci_cli",
-        "dockyard.runtime.jsonlog",
-        "dockyard.util.fs",
-        "dockyard.util.timefmt",
-        "json",
-    ):
+def preload() -> None:
+    """Import what monitors need, and compile the default seccomp profile, before any fork."""
+    for module in PRELOAD:
         with contextlib.suppress(ImportError):
-            __import__(backend)
+            __import__(module)
     with contextlib.suppress(Exception):  # a cache only: monitors compile what is missing
         from dockyard.runtime.seccomp import warm_default
 
         warm_default()
+
+
+def _serve(sock: socket.socket) -> None:
+    """Zygote main loop: fork a monitor per request until the daemon hangs up."""
+    preload()
+    import dockyard.runtime.monitor as monitor
+
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     # Everything imported so far is shared with every monitor. Moving it to the GC's permanent
     # generation keeps the children's collections from touching (and so copying) those pages.
@@ -97,85 +99,6 @@ def _become_monitor(sock: socket.socket, fds: list[int], request: dict, monitor_
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-
-
-class Zygote:
-    """The daemon's handle on its zygote process (thread-safe; restarted if it dies)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._proc: subprocess.Popen | None = None
-        self._sock: socket.socket | None = None
-
-    def _ensure(self) -> socket.socket:
-        if self._proc is not None and self._proc.poll() is None and self._sock is not None:
-            return self._sock
-        self.close()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "dockyard.runtime.zygote", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd="/",
-        )
-        theirs.close()
-        self._sock = ours
-        return ours
-
-    def launch(self, argv: list[str], handshake_fd: int, log_fd: int, cwd: str) -> None:
-        """Fork a monitor running `argv` (the monitor's own arguments) with its stdout on
-        `handshake_fd` and stderr on `log_fd`."""
-        request = json.dumps({"argv": argv, "cwd": cwd}).encode()
-        with self._lock:
-            sock = self._ensure()
-            fds = array.array("i", [handshake_fd, log_fd])
-            sock.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
-            reply = sock.recv(4096)
-        if not reply:
-            raise OSError("monitor zygote exited")
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc = None
-
-
-_shared: Zygote | None = None
-_shared_lock = threading.Lock()
-
-
-def launch_monitor(argv: list[str], handshake_fd: int, log_fd: int, cwd: str) -> bool:
-    """Start a monitor through the shared zygote; False when the zygote cannot be used
-    (the caller then starts a fresh interpreter)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = Zygote()
-        zygote = _shared
-    try:
-        zygote.launch(argv, handshake_fd, log_fd, cwd)
-        return True
-    except OSError as exc:
-        log.warning("monitor zygote unavailable, starting the monitor directly: %s", exc)
-        zygote.close()
-        return False
-
-
-def shutdown() -> None:
-    """Stop the shared zygote (daemon shutdown); running monitors are not affected."""
-    global _shared
-    with _shared_lock:
-        if _shared is not None:
-            _shared.close()
-            _shared = None
 
 
 if __name__ == "__main__":

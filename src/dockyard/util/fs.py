@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from pathlib import Path
-from typing import Any
+
+# Container monitors use this module: tempfile (random, shutil, bz2, lzma), pathlib and typing would
+# cost each of them memory, so the temp file is made here and the types are for the checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, durable: bool = True) -> None:
@@ -14,8 +19,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, d
 
     durable=False skips the fsyncs, for runtime state that a reboot discards anyway (bundles, runtime
     state, mount tables): readers still see the old or the new content, never a torn file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = os.fspath(path)
+    directory, name = os.path.split(path)
+    fd, tmp = _create_temp(directory or ".", name)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -29,7 +35,18 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, d
             os.unlink(tmp)
         raise
     if durable:
-        fsync_dir(path.parent)
+        fsync_dir(directory or ".")
+
+
+def _create_temp(directory: str, name: str) -> tuple[int, str]:
+    """A new file `.<name>.<random>.tmp` (mode 0600) next to the target, as tempfile.mkstemp makes it."""
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name for {name} in {directory}")
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, mode: int = 0o644, durable: bool = True) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -14,7 +13,7 @@ def rfc3339_nano(ts: float | None = None, ns: int | None = None) -> str:
     if ns is None:
         ns = time.time_ns() if ts is None else int(ts * 1_000_000_000)
     secs, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))  # no datetime: monitors use this
     return f"{base}.{frac:09d}Z"
 
 
@@ -33,6 +32,8 @@ def parse_rfc3339(value: str) -> float:
         main, _, off = main.rpartition("+")
         hh, _, mm = off.partition(":")
         tz = int(hh) * 3600 + int(mm or 0) * 60
+    from datetime import UTC, datetime
+
     dt = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
     return dt.timestamp() + (float("0." + frac) if frac else 0.0) - tz
 

@@ -14,11 +14,9 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal as signals
 import time
 from collections.abc import Callable
-from typing import NoReturn
 
 from dockyard.runtime.base import RuntimeFailure, Stdio
 from dockyard.runtime.builtin import linux, mounts, process
@@ -26,6 +24,10 @@ from dockyard.runtime.cgroups import Cgroup, CgroupV1, open_cgroup
 from dockyard.runtime.seccomp import CompiledFilter, SeccompError
 from dockyard.runtime.seccomp import prepare as compile_seccomp
 from dockyard.util.fs import read_json, write_json
+
+TYPE_CHECKING = False  # the zygote preloads this module: typing stays out of every monitor's memory
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 OCI_VERSION = "1.2.0"
 _READY_TIMEOUT = 60.0
@@ -39,6 +41,13 @@ _IMPLICIT_DEVICE_RULES = [
     {"allow": True, "type": "c", "access": "m"},
     {"allow": True, "type": "b", "access": "m"},
 ]
+
+
+def _remove_tree(path: str) -> None:
+    """rmtree, with shutil (and its compression modules) imported only when state is removed."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _send(fd: int, message: dict) -> None:
@@ -204,7 +213,7 @@ class BuiltinRuntime:
         except BaseException:
             with contextlib.suppress(Exception):
                 cgroup.remove()
-            shutil.rmtree(state_dir, ignore_errors=True)
+            _remove_tree(state_dir)
             raise
         return init_pid
 
@@ -311,7 +320,7 @@ class BuiltinRuntime:
         state = read_json(os.path.join(state_dir, "state.json"))
         if state is not None:
             open_cgroup(state["cgroupsPath"]).remove()
-        shutil.rmtree(state_dir, ignore_errors=True)
+        _remove_tree(state_dir)
 
     # --- docker exec ---------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
-"""The CLI's start-up budget: the hot verbs must not import the heavy standard modules.
+"""Import budgets: what the CLI's hot verbs and the container monitors must not load.
 
-Each of these costs 1-6 ms per command (typing, dataclasses via inspect, urllib.parse with ipaddress,
-subprocess with locale, datetime, platform, http.client); a stray top-level import would bring the
-cost back without any test noticing the slowdown on a noisy machine.
+For the CLI each heavy module costs 1-6 ms per command (typing, dataclasses via inspect, urllib.parse
+with ipaddress, subprocess with locale, datetime, platform, http.client). For the monitors it costs
+memory: every monitor is forked from the zygote and maps all it imported, once per container. A stray
+top-level import would bring the cost back without any timing test noticing on a noisy machine.
 """
 
 from __future__ import annotations
@@ -50,3 +51,17 @@ def test_hot_verbs_stay_light(argv: list[str], tmp_path) -> None:
     loaded = set(json.loads(out))
     assert "dockyard.client.transport" in loaded  # the verb really went as far as talking to the daemon
     assert not loaded & set(HEAVY), f"dockyard {' '.join(argv)} imports {sorted(loaded & set(HEAVY))}"
+
+
+MONITOR_HEAVY = (*HEAVY, "tempfile", "shutil", "pathlib", "random", "threading", "logging", "bz2", "lzma", "importlib")
+
+
+def test_zygote_preloads_only_what_monitors_need() -> None:
+    probe = "import json, sys\nfrom dockyard.runtime import zygote\nzygote.preload()\n"
+    probe += "print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    loaded = set(json.loads(out))
+    assert {"dockyard.runtime.monitor", "dockyard.runtime.builtin.runtime", "dockyard.runtime.jsonlog"} <= loaded
+    assert not loaded & set(MONITOR_HEAVY), (
+        f"the zygote (so every monitor) imports {sorted(loaded & set(MONITOR_HEAVY))}"
+    )
