@@ -104,6 +104,18 @@ def test_exec_output_exit_code_and_inspect(dy, docker_env, running) -> None:  # 
         "arguments": ["-c", "echo out; echo err >&2; exit 7"],
         "privileged": False,
     }
+    # When the container stops its execs are forgotten, as moby's Cleanup does (no unbounded growth).
+    dy.out("kill", running)
+    from dockyard.client.errors import APIError
+
+    def forgotten() -> bool:
+        try:
+            api.exec_inspect(exec_id)
+        except APIError as exc:
+            return exc.status == 404 and "No such exec instance" in str(exc)
+        return False
+
+    assert wait_until(forgotten)
 
 
 def test_exec_env_workdir_user_privileged(docker_env, running) -> None:  # type: ignore[no-untyped-def]

@@ -75,6 +75,9 @@ class ContainerService:
         self._names: dict[str, str] = {}
         self._lock = threading.RLock()
         self.networks: Any = None  # daemon.networks.NetworkService, set by the daemon
+        # Called with each container that exited (after its record and mounts are settled): the exec
+        # service forgets the container's execs there, as moby's Cleanup unregisters them.
+        self.exit_listeners: list[Callable[[Container], None]] = []
         root.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ lookup
@@ -345,6 +348,11 @@ class ContainerService:
         self._after_exit(c)
 
     def _after_exit(self, c: Container) -> None:
+        for listener in self.exit_listeners:
+            try:
+                listener(c)
+            except Exception:
+                log.exception("exit listener %s failed for %s", listener, c.id[:12])
         if c.state["OOMKilled"]:
             self._event(c, "oom")
         self._event(c, "die", exitCode=str(c.state["ExitCode"]))

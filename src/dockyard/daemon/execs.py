@@ -72,6 +72,14 @@ class ExecService:
         self.containers = containers
         self._execs: dict[str, ExecRecord] = {}
         self._lock = threading.Lock()
+        containers.exit_listeners.append(self.forget_container)
+
+    def forget_container(self, container: Any) -> None:
+        """Drop the execs of a container that exited (docker's Cleanup does): without this every
+        exec ever made, health checks included, would stay in memory; inspecting one now says 404."""
+        with self._lock:
+            for exec_id in [i for i, rec in self._execs.items() if rec.container is container]:
+                del self._execs[exec_id]
 
     # ------------------------------------------------------------------ create / lookup
     def create(self, ref: str, body: dict[str, Any]) -> ExecRecord:
