@@ -11,9 +11,7 @@ from dockyard.errors import InvalidParameter
 
 
 def register(router: Router, daemon: Any) -> None:
-    from dockyard.daemon.execs import ExecService
-
-    svc = daemon.execs = ExecService(daemon.containers)
+    svc = daemon.execs
 
     @router.route("POST", "/containers/{id}/exec")
     def create(req: Request) -> Response:

@@ -117,7 +117,7 @@ class FlagSet:
             else:
                 short = name[1:]
         if default is None:
-            default = {"bool": False, "list": [], "str": "", "int": 0}.get(kind)
+            default = {"bool": False, "list": [], "str": "", "int": 0, "duration": 0}.get(kind)
         flag = Flag(long, short, kind, default, help, dest or long.replace("-", "_"), metavar)
         self.flags.append(flag)
         self._long[long] = flag
@@ -250,6 +250,15 @@ class FlagSet:
                     f'strconv.ParseInt: parsing "{value}": invalid syntax',
                     self,
                 ) from exc
+        elif flag.kind == "duration":  # Go's time.ParseDuration, kept as nanoseconds like the API
+            from dockyard.util.timefmt import parse_go_duration
+
+            seconds = parse_go_duration(value)
+            if seconds is None:
+                raise UsageError(
+                    f'invalid argument "{value}" for "{flag.display}" flag: time: invalid duration "{value}"', self
+                )
+            options.values[flag.dest] = round(seconds * 1_000_000_000)
         elif flag.kind == "list":
             options.values[flag.dest].append(value)
         else:

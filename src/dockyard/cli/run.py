@@ -42,6 +42,13 @@ def add_container_flags(fs: FlagSet) -> FlagSet:
         .add("-l, --label", "list", help="Set meta data on a container")
         .add("--stop-signal", "str", help="Signal to stop the container")
         .add("--stop-timeout", "int", help="Timeout (in seconds) to stop a container")
+        .add("--health-cmd", "str", help="Command to run to check health")
+        .add("--health-interval", "duration", help="Time between running the check (ms|s|m|h) (default 0s)")
+        .add("--health-timeout", "duration", help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)")
+        .add("--health-start-period", "duration", help="Start period for the container to initialize (default 0s)")
+        .add("--health-start-interval", "duration", help="Time between checks during the start period (default 0s)")
+        .add("--health-retries", "int", help="Consecutive failures needed to report unhealthy")
+        .add("--no-healthcheck", help="Disable any container-specified HEALTHCHECK")
         .add("--privileged", help="Give extended privileges to this container")
         .add("--cap-add", "list", help="Add Linux capabilities")
         .add("--cap-drop", "list", help="Drop Linux capabilities")
@@ -391,6 +398,9 @@ def _build_create_body(
         config["StopSignal"] = opts.stop_signal
     if "stop_timeout" in opts.changed:
         config["StopTimeout"] = opts.stop_timeout
+    healthcheck = _healthcheck(opts)
+    if healthcheck is not None:
+        config["Healthcheck"] = healthcheck
     config["HostConfig"] = host_config
     network = opts.network or "default"
     endpoint: dict[str, Any] = {}
@@ -403,6 +413,29 @@ def _build_create_body(
         raise ValueError(f"{what} requires a user-defined network: use --network")
     config["NetworkingConfig"] = {"EndpointsConfig": {} if network == "default" else {network: endpoint}}
     return config
+
+
+def _healthcheck(opts: Options) -> dict[str, Any] | None:
+    """docker's --health-* / --no-healthcheck: a HealthConfig, or None to keep the image's."""
+    durations = ("health_interval", "health_timeout", "health_start_period", "health_start_interval")
+    configured = bool(opts.health_cmd) or any(opts.values[name] for name in (*durations, "health_retries"))
+    if opts.no_healthcheck:
+        if configured:
+            raise ValueError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    if not configured:
+        return None
+    for name in (*durations, "health_retries"):
+        if opts.values[name] < 0:
+            raise ValueError(f"--{name.replace('_', '-')} cannot be negative")
+    return {
+        "Test": ["CMD-SHELL", opts.health_cmd] if opts.health_cmd else None,
+        "Interval": opts.health_interval,
+        "Timeout": opts.health_timeout,
+        "StartPeriod": opts.health_start_period,
+        "StartInterval": opts.health_start_interval,
+        "Retries": opts.health_retries,
+    }
 
 
 # ------------------------------------------------------------------------------------------ flows

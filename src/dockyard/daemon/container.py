@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dockyard.daemon.health import merge as merge_healthcheck
 from dockyard.errors import InvalidParameter
 from dockyard.util.fs import write_json
 from dockyard.util.humanize import human_duration
@@ -117,8 +118,9 @@ def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> 
         config["ExposedPorts"] = {**(image_config.get("ExposedPorts") or {}), **(config.get("ExposedPorts") or {})}
     if image_config.get("Volumes") or config.get("Volumes"):
         config["Volumes"] = {**(image_config.get("Volumes") or {}), **(config.get("Volumes") or {})}
-    if image_config.get("Healthcheck") and not config.get("Healthcheck"):
-        config["Healthcheck"] = image_config["Healthcheck"]
+    healthcheck = merge_healthcheck(config.get("Healthcheck"), image_config.get("Healthcheck"))
+    if healthcheck:
+        config["Healthcheck"] = healthcheck
 
 
 def command_of(config: dict[str, Any]) -> list[str]:
@@ -236,7 +238,12 @@ class Container:
         st = self.state
         if st["Running"]:
             text = "Up " + human_duration(now - parse_rfc3339(st["StartedAt"]))
-            return text + " (Paused)" if st.get("Paused") else text
+            if st.get("Paused"):
+                return text + " (Paused)"
+            health = (st.get("Health") or {}).get("Status")
+            if health:
+                return f"{text} ({'health: starting' if health == 'starting' else health})"
+            return text
         if st["Status"] == "removing":
             return "Removal In Progress"
         if st.get("Restarting"):

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dockyard.daemon.container import Container
+from dockyard.daemon.health import merge as merge_healthcheck
 from dockyard.errors import Conflict, DockyardError, InvalidParameter
 from dockyard.util.timefmt import ZERO_TIME, rfc3339_nano
 
@@ -225,6 +226,8 @@ class ContainerOps:
             cgroup_of(c).freeze()
             c.state.update(Paused=True, Status="paused")
             c.save()
+            if self.containers.health is not None:
+                self.containers.health.stop(c)  # no probes into a frozen container
         self._event(c, "pause")
 
     def unpause(self, ref: str) -> None:
@@ -235,6 +238,8 @@ class ContainerOps:
             cgroup_of(c).thaw()
             c.state.update(Paused=False, Status="running")
             c.save()
+            if self.containers.health is not None:
+                self.containers.health.start(c, reset=False)
         self._event(c, "unpause")
 
     # ------------------------------------------------------------------ update
@@ -460,6 +465,7 @@ def merge_commit_config(user: dict[str, Any], container: dict[str, Any]) -> dict
             config["Cmd"] = base.get("Cmd")
         if config.get("Entrypoint") is None:
             config["Entrypoint"] = base.get("Entrypoint")
-    if base.get("Healthcheck") and not config.get("Healthcheck"):
-        config["Healthcheck"] = base["Healthcheck"]
+    healthcheck = merge_healthcheck(config.get("Healthcheck"), base.get("Healthcheck"))
+    if healthcheck:
+        config["Healthcheck"] = healthcheck
     return config

@@ -27,6 +27,7 @@ from dockyard.daemon.container import (
     new_record,
 )
 from dockyard.daemon.events import EventBus
+from dockyard.daemon.health import validate as validate_healthcheck
 from dockyard.daemon.names import random_name, validate_name
 from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidParameter, NotModified
 from dockyard.runtime.base import RuntimeFailure
@@ -75,6 +76,7 @@ class ContainerService:
         self._names: dict[str, str] = {}
         self._lock = threading.RLock()
         self.networks: Any = None  # daemon.networks.NetworkService, set by the daemon
+        self.health: Any = None  # daemon.health.HealthMonitor, set by the daemon
         # Called with each container that exited (after its record and mounts are settled): the exec
         # service forgets the container's execs there, as moby's Cleanup unregisters them.
         self.exit_listeners: list[Callable[[Container], None]] = []
@@ -137,6 +139,8 @@ class ContainerService:
         if handle is not None:
             c.monitor = handle
             self._spawn_waiter(c, handle)
+            if self.health is not None and not c.state.get("Paused"):
+                self.health.start(c, reset=False)  # probing goes on where the last daemon left it
             return
         self._record_exit(c, None, read_exit_status(str(c.dir)))
 
@@ -148,6 +152,7 @@ class ContainerService:
         image = self.images.resolve(image_ref)
         config = {**CONFIG_DEFAULTS, **{k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}}
         host_config = {**HOST_CONFIG_DEFAULTS, **(body.get("HostConfig") or {})}
+        validate_healthcheck(body.get("Healthcheck"))
         merge_image_config(config, image.config.get("config") or image.config.get("Config") or {})
         self._validate_host_config(host_config)
         networks = self.networks.plan_create(host_config, body.get("NetworkingConfig")) if self.networks else {}
@@ -286,6 +291,8 @@ class ContainerService:
         c.set_running(handle.pid)
         self._event(c, "start")
         self._spawn_waiter(c, handle)
+        if self.health is not None:
+            self.health.start(c)
 
     def _fail_start(self, c: Container, exc: RuntimeFailure) -> None:
         """A start that failed leaves the container "created" with the error (docker's rule),

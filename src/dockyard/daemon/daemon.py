@@ -70,6 +70,12 @@ class Daemon:
         self.containers.networks = self.networks
         self.image_service = ImageService(self.images, self.containers, self.events)
         self.container_ops = ContainerOps(self.containers, self.image_service)
+        from dockyard.daemon.execs import ExecService
+        from dockyard.daemon.health import HealthMonitor
+
+        self.execs = ExecService(self.containers)
+        self.containers.health = HealthMonitor(self.containers, self.execs)
+        self.containers.exit_listeners.append(self.containers.health.stop)
         self.archive = ArchiveService(self.containers)
         from dockyard.daemon.distribution import DistributionService
 

@@ -176,6 +176,23 @@ class ExecService:
         run.begin()
         return run
 
+    def run_probe(self, c: Any, cmd: list[str], timeout: float, max_output: int) -> tuple[int | None, str]:
+        """A health probe: an exec as the container's user, its output (stdout and stderr, at most
+        `max_output` bytes, "..." when cut) and exit code; None as the code when it outlived
+        `timeout` (then it is killed). Events and inspect see it like any exec, as in docker."""
+        rec = self.create(c.id, {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
+        rec = self.prepare_start(rec.id)
+        sink = _ProbeOutput(max_output)
+        run = self.start(rec, sink, tty=False)
+        if run is None:  # could not start (126/127): what docker reports is the start error
+            return -1, sink.text().rstrip("\r\n")
+        if not run.client_done.wait(timeout):
+            with contextlib.suppress(Exception):
+                c.monitor.kill(9, exec_id=rec.id)
+            run.client_done.wait(5)
+            return None, sink.text()
+        return rec.exit_code, sink.text()
+
     def _finish(self, rec: ExecRecord, code: int) -> None:
         with rec.lock:
             rec.running = False
@@ -282,6 +299,24 @@ class ExecRun:
             log.debug("exec input ended: %s", exc)
         finally:
             self.conn.close_stdin()
+
+
+class _ProbeOutput:
+    """Stands in for a hijacked client: keeps what a probe writes, up to a limit (moby's limitedBuffer)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.truncated = False
+
+    def sendall(self, frame: bytes) -> None:
+        payload = frame[8:]  # one multiplexed frame per call: drop its header
+        room = self.limit - len(self.data)
+        self.data += payload[: max(room, 0)]
+        self.truncated = self.truncated or len(payload) > room
+
+    def text(self) -> str:
+        return self.data.decode(errors="replace") + ("..." if self.truncated else "")
 
 
 def exec_error_message(message: str) -> str:
