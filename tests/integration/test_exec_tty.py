@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.waiting import wait_until
+
 DOCKER = "/usr/local/bin/docker"
 pytestmark = pytest.mark.skipif(not os.path.exists(DOCKER), reason="the docker CLI is not installed")
 
@@ -59,15 +61,6 @@ def spawn() -> Iterator[Callable[..., object]]:
     finally:
         for child in children:
             child.close(force=True)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def dockyard_argv() -> list[str]:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.helpers.waiting import wait_until
+
 DOCKER = "/usr/local/bin/docker"
 FAST = ["--health-interval", "200ms", "--health-retries", "2"]
 
@@ -24,15 +26,6 @@ def _health(dy, name: str) -> dict:
     return json.loads(dy.out("inspect", "-f", "{{json .State.Health}}", name))
 
 
-def _until(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def _status_is(dy, name: str, status: str) -> Callable[[], bool]:
     return lambda: (_health(dy, name) or {}).get("Status") == status
 
@@ -43,7 +36,7 @@ def test_starting_unhealthy_healthy_in_inspect_ps_events_and_filters(dy) -> None
     dy.out("run", "-d", "--name", name, "--health-cmd", "cat /tmp/ok", *FAST, "busybox", "sleep", "300")
     assert _health(dy, name)["Status"] == "starting"
     assert "(health: starting)" in dy.out("ps", "--filter", f"name={name}", "--format", "{{.Status}}")
-    assert _until(_status_is(dy, name, "unhealthy"))
+    assert wait_until(_status_is(dy, name, "unhealthy"))
     state = _health(dy, name)
     assert state["FailingStreak"] >= 2
     failed = state["Log"][-1]
@@ -52,7 +45,7 @@ def test_starting_unhealthy_healthy_in_inspect_ps_events_and_filters(dy) -> None
     assert dy.out("ps", "-q", "--filter", "health=unhealthy", "--filter", f"name={name}").strip()
 
     dy.out("exec", name, "sh", "-c", "echo fine > /tmp/ok")
-    assert _until(_status_is(dy, name, "healthy"))
+    assert wait_until(_status_is(dy, name, "healthy"))
     state = _health(dy, name)
     assert state["FailingStreak"] == 0 and state["Log"][-1] == {**state["Log"][-1], "ExitCode": 0, "Output": "fine\n"}
     assert len(state["Log"]) <= 5
@@ -71,7 +64,7 @@ def test_timeout_kills_the_probe_and_fails_it(dy) -> None:  # type: ignore[no-un
     name = _name()
     timeout = ["--health-cmd", "sleep 30", "--health-timeout", "100ms"]
     dy.out("run", "-d", "--name", name, *timeout, *FAST, "busybox", "sleep", "300")
-    assert _until(_status_is(dy, name, "unhealthy"))
+    assert wait_until(_status_is(dy, name, "unhealthy"))
     entry = _health(dy, name)["Log"][-1]
     assert entry == {**entry, "ExitCode": -1, "Output": "Health check exceeded timeout (100ms)"}
     pid = int(dy.out("inspect", "-f", "{{.State.Pid}}", name))
@@ -106,7 +99,7 @@ def test_image_healthcheck_no_healthcheck_pause_and_restart(dy) -> None:  # type
     try:
         from_image = _name()
         dy.out("run", "-d", "--name", from_image, tag, "sleep", "300")
-        assert _until(_status_is(dy, from_image, "healthy"))
+        assert wait_until(_status_is(dy, from_image, "healthy"))
 
         disabled = _name()
         dy.out("run", "-d", "--name", disabled, "--no-healthcheck", tag, "sleep", "300")
@@ -124,7 +117,7 @@ def test_image_healthcheck_no_healthcheck_pause_and_restart(dy) -> None:  # type
         assert _health(dy, from_image)["Status"] == "healthy"  # the last state stays, as docker keeps it
         dy.out("start", from_image)
         assert _health(dy, from_image)["Status"] == "starting"  # a fresh start probes from scratch
-        assert _until(_status_is(dy, from_image, "healthy"))
+        assert wait_until(_status_is(dy, from_image, "healthy"))
     finally:
         for c in dy.out("ps", "-aq", "--filter", f"ancestor={tag}").split():
             dy.cli("rm", "-f", c)
@@ -160,7 +153,7 @@ def test_docker_cli_sees_health(dy, tmp_path) -> None:  # type: ignore[no-untype
         )
         return out.stdout.strip() == "healthy"
 
-    assert _until(docker_says_healthy)
+    assert wait_until(docker_says_healthy)
     ps = subprocess.run([DOCKER, "ps", "--filter", f"name={name}"], env=env, capture_output=True, text=True).stdout
     assert "(healthy)" in ps
     config = subprocess.run(
@@ -172,9 +165,9 @@ def test_docker_cli_sees_health(dy, tmp_path) -> None:  # type: ignore[no-untype
 def test_probing_goes_on_after_a_daemon_restart(dy) -> None:  # type: ignore[no-untyped-def]
     name = _name()
     dy.out("run", "-d", "--name", name, "--health-cmd", "true", *FAST, "busybox", "sleep", "300")
-    assert _until(_status_is(dy, name, "healthy"))
+    assert wait_until(_status_is(dy, name, "healthy"))
     dy.kill()  # SIGKILL: the container and its monitor keep running
     dy.start()
     last = _health(dy, name)["Log"][-1]["End"]
     assert _health(dy, name)["Status"] == "healthy"  # not reset: the container did not restart
-    assert _until(lambda: _health(dy, name)["Log"][-1]["End"] > last)
+    assert wait_until(lambda: _health(dy, name)["Log"][-1]["End"] > last)

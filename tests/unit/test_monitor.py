@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from dockyard.runtime.jsonlog import read_log
 from dockyard.runtime.monitor import UsageError, exit_code_from_status, parse_args
 from dockyard.runtime.shim import ExitStatus, MonitorHandle, connect_socket, read_exit_status
 from tests.helpers.rootfs import make_busybox_rootfs
+from tests.helpers.waiting import wait_until
 
 RUNC = "/usr/sbin/runc"
 needs_runc = pytest.mark.skipif(not (os.path.exists(RUNC) and os.geteuid() == 0), reason="needs root and runc")
@@ -137,15 +138,6 @@ def collect(conn) -> dict[int, bytes]:  # type: ignore[no-untyped-def]
 def log_text(launcher: Launcher, handle: MonitorHandle, **filters: object) -> list[tuple[str, bytes]]:
     path = os.path.join(handle.state_dir, "container.log")
     return [(e.stream, e.data) for e in read_log(path, **filters)]  # type: ignore[arg-type]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 # ---------------------------------------------------------------------------------- pure
