@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.helpers.waiting import wait_until
+
 # DOCKYARD_TEST_RUNTIME=runc runs the containers of these tests with another runtime.
 RUNTIME = ["--runtime", os.environ["DOCKYARD_TEST_RUNTIME"]] if os.environ.get("DOCKYARD_TEST_RUNTIME") else []
 HTTPD = "mkdir -p /w && echo hello-$HOSTNAME > /w/index.html && exec httpd -f -p 80 -h /w"
@@ -285,3 +287,41 @@ def test_connect_and_disconnect_a_running_container(dy, nets):
     gone = _client(dy, net_b, GET.format(host=endpoint["IPAddress"]))
     assert b"200 OK" not in gone.stdout
     assert dy.cli("network", "rm", net_a).returncode != 0  # still in use by web
+
+
+def test_network_container_mode_shares_the_namespace_and_etc_files(dy):
+    owner = f"own-{_uid()}"
+    assert _run(dy, "-d", "--name", owner, "busybox", "sh", "-c", HTTPD).returncode == 0
+    address = _inspect(dy, owner)["NetworkSettings"]["IPAddress"]
+    script = "hostname; ip -o -4 addr show eth0; " + GET.format(host="127.0.0.1")
+    out = _run(dy, "--rm", "--network", f"container:{owner}", "busybox", "sh", "-c", script)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    assert text.splitlines()[0] == _inspect(dy, owner)["Config"]["Hostname"]  # the owner's hostname
+    assert f"inet {address}/" in text and f"hello-{text.splitlines()[0]}" in text  # its address, its localhost
+
+    joined = f"join-{_uid()}"
+    assert _run(dy, "-d", "--name", joined, "--network", f"container:{owner}", "busybox", "sleep", "60").returncode == 0
+    info = _inspect(dy, joined)
+    assert info["HostConfig"]["NetworkMode"] == f"container:{owner}"
+    assert info["NetworkSettings"]["Networks"] == {} and info["HostsPath"] == _inspect(dy, owner)["HostsPath"]
+    refused = dy.cli("network", "connect", "bridge", joined)
+    assert refused.returncode != 0 and b"sharing network namespace with another container" in refused.stderr
+
+    dy.out("stop", "-t", "0", owner)
+    out = _run(dy, "--network", f"container:{owner}", "busybox", "true")
+    assert out.returncode == 125 and f"cannot join network of a non running container: {owner}".encode() in out.stderr
+    doomed = f"doomed-{_uid()}"
+    out = _run(dy, "--rm", "--name", doomed, "--network", "container:no-such-owner", "busybox", "true")
+    assert out.returncode == 125 and b"No such container: no-such-owner" in out.stderr
+    assert b"Unable to find image" not in out.stderr  # create succeeded: the lookup is at start, as docker's
+    assert wait_until(lambda: dy.cli("inspect", doomed).returncode != 0)  # --rm removes it after a failed start
+    for flags, conflict in [
+        (["-p", "8080:80"], "port publishing"),
+        (["--hostname", "x"], "hostname"),
+        (["--dns", "10.0.0.1"], "dns"),
+        (["--add-host", "a:10.0.0.1"], "custom host-to-IP mapping"),
+        (["--expose", "80"], "port exposing"),
+    ]:
+        out = _run(dy, "--network", f"container:{owner}", *flags, "busybox", "true")
+        assert out.returncode == 125 and f"conflicting options: {conflict}".encode() in out.stderr, flags

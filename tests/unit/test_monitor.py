@@ -22,6 +22,7 @@ import pytest
 
 from dockyard.runtime import frames
 from dockyard.runtime.base import RuntimeFailure
+from dockyard.runtime.builtin.runtime import proc_start_time
 from dockyard.runtime.jsonlog import read_log
 from dockyard.runtime.monitor import UsageError, exit_code_from_status, parse_args
 from dockyard.runtime.shim import ExitStatus, MonitorHandle, connect_socket, read_exit_status
@@ -45,11 +46,8 @@ def base_spec(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    info = proc_start_time(pid)  # None once it is gone (or going while we read)
+    return info is not None and info[0] != "Z"
 
 
 class Launcher:

@@ -29,6 +29,7 @@ from dockyard.daemon.container import (
 from dockyard.daemon.events import EventBus
 from dockyard.daemon.health import validate as validate_healthcheck
 from dockyard.daemon.names import random_name, validate_name
+from dockyard.daemon.networks import check_network_mode
 from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidParameter, NotModified
 from dockyard.runtime.base import RuntimeFailure
 from dockyard.util.fs import read_json
@@ -153,6 +154,7 @@ class ContainerService:
         config = {**CONFIG_DEFAULTS, **{k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}}
         host_config = {**HOST_CONFIG_DEFAULTS, **(body.get("HostConfig") or {})}
         validate_healthcheck(body.get("Healthcheck"))
+        check_network_mode(body, host_config)
         merge_image_config(config, image.config.get("config") or image.config.get("Config") or {})
         self._validate_host_config(host_config)
         networks = self.networks.plan_create(host_config, body.get("NetworkingConfig")) if self.networks else {}
@@ -274,6 +276,9 @@ class ContainerService:
             )
         except RuntimeFailure as exc:
             self._fail_start(c, exc)
+        except DockyardError as exc:  # refused before the runtime ran (network mode, volumes...)
+            self._abandon_start(c, c.state.get("ExitCode") or 128, str(exc))
+            raise
         except BaseException:
             self._release_network(c)
             self._unmount(c)
@@ -294,18 +299,23 @@ class ContainerService:
         if self.health is not None:
             self.health.start(c)
 
-    def _fail_start(self, c: Container, exc: RuntimeFailure) -> None:
-        """A start that failed leaves the container "created" with the error (docker's rule),
-        releases attach clients waiting for it, and removes it when it was run with --rm."""
+    def _abandon_start(self, c: Container, exit_code: int, message: str, died: bool = False) -> None:
+        """moby's containerStart cleanup for any start error: network and mounts released, waiting
+        attach clients let go, the error recorded (the container stays "created"), a --rm container
+        removed. `died`: the runtime ran and failed, which docker reports as a die event."""
         self._release_network(c)
         self._unmount(c)
         for session in c.pending_attach:
             session.cancel()
         c.pending_attach = []
-        c.set_start_failed(exc.exit_code, exc.message)
-        self._event(c, "die", exitCode=str(exc.exit_code))
+        c.set_start_failed(exit_code, message)
+        if died:
+            self._event(c, "die", exitCode=str(exit_code))
         if c.host_config.get("AutoRemove"):
             threading.Thread(target=self._remove_now, args=(c,), daemon=True).start()
+
+    def _fail_start(self, c: Container, exc: RuntimeFailure) -> None:
+        self._abandon_start(c, exc.exit_code, exc.message, died=True)
         raise InvalidParameter(_start_error(exc.message)) from None
 
     def _mount(self, c: Container) -> None:

@@ -408,8 +408,10 @@ class NetworkService:
         mode = host_config.get("NetworkMode") or "default"
         if mode == "default":
             mode = host_config["NetworkMode"] = "bridge"
-        if mode.startswith("container:"):
-            raise InvalidParameter("network mode container:<name|id> is not supported")
+        if mode.startswith("container:"):  # another container's namespace: no networks of its own
+            if not mode.partition(":")[2]:
+                raise InvalidParameter("Invalid network mode: invalid container format container:<name|id>")
+            return {}  # the container is looked up at start, as moby does (a 404 here would make clients pull)
         # the docker CLI keys the endpoint of `--network default` (the default) as "default"
         endpoints = {
             ("bridge" if key == "default" else key): value
@@ -458,11 +460,28 @@ class NetworkService:
             if mode in ("host", "none"):
                 self._write_etc(c, [], embedded_dns=False)
                 return None
+            if mode.startswith("container:"):
+                return self._join_namespace_of(c, mode)
             with self._lock:
                 return self._setup_bridged(c)
         except BaseException:
             self.teardown(c)
             raise
+
+    def _join_namespace_of(self, c: Any, mode: str) -> str:
+        """`--network container:X`: X's network namespace, and its hostname and /etc files, as moby's
+        initializeNetworking shares them; X must be running."""
+        owner = self.containers.get(mode.partition(":")[2])
+        if owner.id == c.id:
+            raise InvalidParameter("cannot join own network")
+        if not owner.running:
+            raise Conflict(f"cannot join network of a non running container: {mode.partition(':')[2]}")
+        for key in ("HostnamePath", "HostsPath", "ResolvConfPath"):
+            c.record[key] = owner.record.get(key) or ""
+        c.config["Hostname"] = owner.config.get("Hostname") or owner.id[:12]
+        c.config["Domainname"] = owner.config.get("Domainname") or ""
+        c.save(durable=False)
+        return owner.record["NetworkSettings"].get("SandboxKey") or f"/proc/{owner.state['Pid']}/ns/net"
 
     def _setup_bridged(self, c: Any) -> str:
         from dockyard.network import netns
@@ -619,7 +638,12 @@ class NetworkService:
         aliases = list(config.get("Aliases") or [])
         with c.lock, self._lock:
             networks = c.record["NetworkSettings"].setdefault("Networks", {})
-            mode = c.host_config.get("NetworkMode")
+            mode = c.host_config.get("NetworkMode") or ""
+            if mode.startswith("container:"):
+                raise Forbidden(
+                    "container sharing network namespace with another container or host cannot be connected to any "
+                    "other network"
+                )
             if mode in ("host", "none") or net["Driver"] in ("host", "null"):
                 raise Forbidden("container cannot be disconnected from host network or connected to host network")
             if net["Name"] in networks:
@@ -772,3 +796,26 @@ class NetworkService:
                 if net["Driver"] == "bridge":
                     bridge.delete_link(self._bridge_name(net))
             self.firewall.remove()
+
+
+def check_network_mode(config: dict[str, Any], host_config: dict[str, Any]) -> None:
+    """moby's validateNetContainerMode on the request (before the image's config is merged): what
+    a container sharing another's network namespace cannot have of its own."""
+    mode = host_config.get("NetworkMode") or ""
+    if mode.startswith("container:"):
+        conflicts = [
+            (config.get("Hostname"), "conflicting options: hostname and the network mode"),
+            (host_config.get("Links"), "conflicting options: container type network can't be used with links. "
+             "This would result in undefined behavior"),
+            (host_config.get("Dns"), "conflicting options: dns and the network mode"),
+            (host_config.get("ExtraHosts"), "conflicting options: custom host-to-IP mapping and the network mode"),
+            (config.get("MacAddress"), "conflicting options: mac-address and the network mode"),
+            (host_config.get("PortBindings") or host_config.get("PublishAllPorts"),
+             "conflicting options: port publishing and the container type network mode"),
+            (config.get("ExposedPorts"), "conflicting options: port exposing and the container type network mode"),
+        ]  # fmt: skip
+        for present, message in conflicts:
+            if present:
+                raise InvalidParameter(message)
+    elif mode == "host" and config.get("MacAddress"):
+        raise InvalidParameter("conflicting options: mac-address and the network mode")
