@@ -277,13 +277,18 @@ def test_connect_and_disconnect_a_running_container(dy, nets):
     dy.out("network", "create", net_b)
     web = f"web-{_uid()}"
     _start_web(dy, web, "--network", net_a)
+    first = _inspect(dy, web)["NetworkSettings"]["Networks"][net_a]["IPAddress"]
     dy.out("network", "connect", "--alias", "second", net_b, web)
     endpoint = _inspect(dy, web)["NetworkSettings"]["Networks"][net_b]
     assert endpoint["IPAddress"] and "second" in endpoint["DNSNames"]
     reached = _client(dy, net_b, GET.format(host="second"))
     assert b"200 OK" in reached.stdout, reached.stderr.decode()
+    hosts = dy.out("exec", web, "cat", "/etc/hosts")  # the running container sees its new address
+    assert f"{endpoint['IPAddress']}\t" in hosts and "127.0.0.11" in dy.out("exec", web, "cat", "/etc/resolv.conf")
     dy.out("network", "disconnect", net_b, web)
     assert net_b not in _inspect(dy, web)["NetworkSettings"]["Networks"]
+    hosts = dy.out("exec", web, "cat", "/etc/hosts")
+    assert f"{endpoint['IPAddress']}\t" not in hosts and f"{first}\t" in hosts
     gone = _client(dy, net_b, GET.format(host=endpoint["IPAddress"]))
     assert b"200 OK" not in gone.stdout
     assert dy.cli("network", "rm", net_a).returncode != 0  # still in use by web

@@ -495,11 +495,10 @@ class NetworkService:
         self._publish(c, box)
         if box.ports:  # the bridges' rules do not change when a container starts
             self._apply_firewall()
-        user_nets = [self._networks[e.network_id] for e in box.endpoints.values()]
-        embedded = any(n["Name"] != "bridge" for n in user_nets)
+        embedded = self._needs_embedded_dns(box)
         if embedded:
             self._dns_server().add(c.id, path)
-        self._write_etc(c, [str(e.address) for e in box.endpoints.values()][:1], embedded_dns=embedded)
+        self._write_etc(c, self._addresses(box), embedded_dns=embedded)
         ns = c.record["NetworkSettings"]
         ns["SandboxID"] = hashlib.sha256(c.id.encode()).hexdigest()
         ns["SandboxKey"] = str(path)
@@ -584,7 +583,17 @@ class NetworkService:
                 sock.close()
         c.record["NetworkSettings"]["Ports"] = published
 
-    def _write_etc(self, c: Any, addresses: list[str], embedded_dns: bool) -> None:
+    def _needs_embedded_dns(self, box: Sandbox) -> bool:
+        """User-defined networks resolve names through 127.0.0.11; the default bridge does not."""
+        return any(self._networks[e.network_id]["Name"] != "bridge" for e in box.endpoints.values())
+
+    @staticmethod
+    def _addresses(box: Sandbox) -> list[str]:
+        return [str(e.address) for e in box.endpoints.values()]
+
+    def _write_etc(self, c: Any, addresses: list[str], embedded_dns: bool, live: bool = False) -> None:
+        """The container's /etc/hosts, /etc/hostname and /etc/resolv.conf. `live`: the container runs
+        and has them bind-mounted (connect, disconnect): hosts and resolv.conf change in place."""
         from dockyard.network import etcfiles
 
         hc = c.host_config
@@ -593,6 +602,10 @@ class NetworkService:
         resolv = etcfiles.resolv_content(
             embedded_dns, list(hc.get("Dns") or []), list(hc.get("DnsSearch") or []), list(hc.get("DnsOptions") or [])
         )
+        if live:
+            etcfiles.rewrite_in_place(c.record["HostsPath"], hosts)
+            etcfiles.rewrite_in_place(c.record["ResolvConfPath"], resolv)
+            return
         c.record.update(etcfiles.write_files(c.dir, hostname, hosts, resolv))
         c.save(durable=False)  # start-time state: set again at every start, reconciled on restore
 
@@ -656,6 +669,7 @@ class NetworkService:
                 self._apply_firewall()
                 if net["Name"] != "bridge":
                     self._dns_server().add(c.id, box.netns)
+                self._write_etc(c, self._addresses(box), self._needs_embedded_dns(box), live=True)
             networks[net["Name"]] = settings
             c.save()
 
@@ -679,6 +693,7 @@ class NetworkService:
                 net["IPAMState"] = pool.to_dict()
                 self._save(net)
                 self._apply_firewall()
+                self._write_etc(c, self._addresses(box), self._needs_embedded_dns(box), live=True)
             del networks[net["Name"]]
             if c.host_config.get("NetworkMode") == net["Name"]:
                 c.host_config["NetworkMode"] = next(iter(networks), "none")

@@ -28,6 +28,14 @@ def hosts_content(hostname: str, addresses: list[str], extra_hosts: list[str]) -
     return "".join(lines)
 
 
+def rewrite_in_place(path: str, content: str) -> None:
+    """Update a file a running container has bind-mounted: a rename would leave the container on the
+    old inode, so (as docker does for /etc/hosts) the same file is truncated and written."""
+    with open(path, "r+b") as f:
+        f.write(content.encode())
+        f.truncate()
+
+
 def _host_resolv(path: str) -> tuple[list[str], list[str], list[str]]:
     nameservers: list[str] = []
     search: list[str] = []
