@@ -286,3 +286,15 @@ def test_restart_always_comes_back_with_the_daemon(dy):
     assert _wait_for(lambda: int(dy.out("inspect", "-f", "{{.RestartCount}}", keep)) >= 1)
     assert dy.out("inspect", "-f", "{{.State.Running}}", stopped).strip() == "false"
     assert "HasBeenManuallyStopped" not in dy.out("inspect", stopped)
+
+
+def test_init_is_pid1_forwards_signals_and_keeps_the_exit_code(dy):
+    out = dy.out("run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$")
+    first, second = out.splitlines()
+    assert first.startswith("/sbin/docker-init -- sh -c") and second != "1"  # the shell is not pid 1 any more
+    assert dy.cli("run", "--rm", "--init", "busybox", "sh", "-c", "exit 3").returncode == 3
+    cid = dy.out("run", "-d", "--init", "busybox", "sleep", "60").strip()
+    started = time.monotonic()
+    dy.out("stop", "-t", "10", cid)  # sleep as pid 1 would ignore SIGTERM; under the init it dies at once
+    assert time.monotonic() - started < 5
+    assert dy.out("inspect", "-f", "{{.HostConfig.Init}} {{.State.ExitCode}}", cid).split() == ["true", "143"]

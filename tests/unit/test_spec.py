@@ -167,3 +167,13 @@ def test_seccomp_security_opts(rootfs):
     assert seccomp["syscalls"] == [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": []}]
     with pytest.raises(InvalidParameter, match="Decoding seccomp profile failed"):
         make(rootfs, host={"SecurityOpt": ["seccomp={not json"]})
+
+
+def test_init_runs_docker_init_first(rootfs, monkeypatch):
+    spec = make(rootfs, {}, {"Init": True})
+    assert spec["process"]["args"] == ["/sbin/docker-init", "--", "sh", "-c", "true"]
+    init_mount = next(m for m in spec["mounts"] if m["destination"] == "/sbin/docker-init")
+    assert init_mount["type"] == "bind" and "ro" in init_mount["options"] and init_mount["source"].startswith("/")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(RuntimeFailure, match='exec: "docker-init": executable file not found in \\$PATH'):
+        make(rootfs, {}, {"Init": True})

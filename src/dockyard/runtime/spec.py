@@ -6,6 +6,7 @@ the builtin runtime all run the container the way docker would.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dockyard.errors import InvalidParameter
@@ -37,6 +38,8 @@ DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
     {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
 ]
 
+INIT_BINARIES = ("docker-init", "tini-static")  # static: it runs in images without a libc
+INIT_IN_CONTAINER = "/sbin/docker-init"
 ETC_FILES = (("/etc/resolv.conf", "ResolvConfPath"), ("/etc/hostname", "HostnamePath"), ("/etc/hosts", "HostsPath"))
 _DEVPTS_OPTIONS = ["newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
 NAMESPACES = ("pid", "network", "ipc", "uts", "mount")
@@ -70,6 +73,9 @@ def build_spec(container: dict, rootfs: str, *, cgroups_path: str, netns_path: s
             "readonlyPaths": [] if privileged else list(READONLY_PATHS),
         },
     }
+    if host.get("Init"):  # --init: docker-init (tini) as pid 1, reaping zombies and forwarding signals
+        spec["process"]["args"] = [INIT_IN_CONTAINER, "--", *spec["process"]["args"]]
+        spec["mounts"].append(_mount(INIT_IN_CONTAINER, "bind", init_binary(), ["bind", "ro"]))
     if config.get("Domainname"):
         spec["domainname"] = config["Domainname"]
     if not privileged:  # moby: a privileged container gets no seccomp filter, whatever SecurityOpt says
@@ -77,6 +83,18 @@ def build_spec(container: dict, rootfs: str, *, cgroups_path: str, netns_path: s
         if seccomp is not None:
             spec["linux"]["seccomp"] = seccomp
     return spec
+
+
+def init_binary() -> str:
+    """The host's docker-init (docker.io links it to the tini package's static build), as moby's
+    LookupInitPath finds it."""
+    import shutil
+
+    for name in INIT_BINARIES:
+        path = shutil.which(name)
+        if path is not None:
+            return os.path.realpath(path)
+    raise RuntimeFailure(f'exec: "{INIT_BINARIES[0]}": executable file not found in $PATH', 125)
 
 
 def _process(container: dict, config: dict, host: dict, rootfs: str, hostname: str, privileged: bool) -> dict:
