@@ -298,3 +298,31 @@ def test_init_is_pid1_forwards_signals_and_keeps_the_exit_code(dy):
     dy.out("stop", "-t", "10", cid)  # sleep as pid 1 would ignore SIGTERM; under the init it dies at once
     assert time.monotonic() - started < 5
     assert dy.out("inspect", "-f", "{{.HostConfig.Init}} {{.State.ExitCode}}", cid).split() == ["true", "143"]
+
+
+def test_pid_ipc_uts_modes_group_add_devices_and_sysctls(dy):
+    hosts_ps = int(dy.out("run", "--rm", "--pid", "host", "busybox", "sh", "-c", "ps -o pid= | wc -l"))
+    assert hosts_ps > 10  # the host's processes, not only its own
+    assert dy.out("run", "--rm", "--uts", "host", "busybox", "hostname").strip() == os.uname().nodename
+    donor = dy.out("run", "-d", "--ipc", "shareable", "busybox", "sh", "-c", "echo shared > /dev/shm/x; sleep 60")
+    donor = donor.strip()
+    deadline = time.monotonic() + 10
+    while dy.cli("exec", donor, "test", "-f", "/dev/shm/x").returncode != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    script = "cat /dev/shm/x; echo back > /dev/shm/y; ps -o comm= | grep -c sleep"
+    joined = ["--ipc", f"container:{donor}", "--pid", f"container:{donor}"]
+    out = dy.out("run", "--rm", *joined, "busybox", "sh", "-c", script)
+    assert out.split() == ["shared", "1"]  # its /dev/shm and its processes
+    assert dy.out("exec", donor, "cat", "/dev/shm/y").strip() == "back"
+    private = dy.out("run", "-d", "busybox", "sleep", "60").strip()
+    refused = dy.cli("run", "--rm", "--ipc", f"container:{private}", "busybox", "true")
+    assert refused.returncode == 125 and b"non-shareable IPC" in refused.stderr
+    out = dy.out("run", "--rm", "--group-add", "wheel", "--group-add", "4242", "busybox", "id", "-G")
+    assert {"10", "4242"} <= set(out.split())
+    device = ["--device", "/dev/null:/dev/mynull:rw"]
+    out = dy.out("run", "--rm", *device, "busybox", "sh", "-c", "echo x > /dev/mynull && echo ok")
+    assert out.strip() == "ok"
+    sysctl = ["--sysctl", "net.ipv4.ip_forward=1", "--network", "none"]
+    assert dy.out("run", "--rm", *sysctl, "busybox", "cat", "/proc/sys/net/ipv4/ip_forward").strip() == "1"
+    dy.out("rm", "-f", donor, private)
+    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if f"{donor}/shm" in line]

@@ -357,3 +357,22 @@ def test_daemon_absent_message(tmp_path, monkeypatch, capsys) -> None:
     assert capsys.readouterr().err == (
         f"Cannot connect to the dockyard daemon at unix://{tmp_path}/none.sock. Is the dockyard daemon running?\n"
     )
+
+
+def test_namespace_device_group_and_sysctl_flags() -> None:
+    from dockyard.cli.run import parse_device
+
+    flags = ["--pid", "host", "--ipc", "shareable", "--uts", "host", "--group-add", "wheel"]
+    flags += ["--sysctl", "net.core.somaxconn=1024", "--device", "/dev/fuse"]
+    host = body_for([*flags, "busybox"])["HostConfig"]
+    modes = (host["PidMode"], host["IpcMode"], host["UTSMode"], host["GroupAdd"])
+    assert modes == ("host", "shareable", "host", ["wheel"])
+    assert host["Sysctls"] == {"net.core.somaxconn": "1024"}
+    fuse = {"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rwm"}
+    assert host["Devices"] == [fuse]
+    sda = {"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda", "CgroupPermissions": "r"}
+    assert parse_device("/dev/sda:r") == sda
+    assert parse_device("/dev/a:/dev/b:rw")["PathInContainer"] == "/dev/b"
+    for bad in ("/dev/a:/dev/b:rwx", "/dev/a:b", ":/dev/b"):
+        with pytest.raises(ValueError):
+            parse_device(bad)

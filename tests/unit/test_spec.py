@@ -177,3 +177,28 @@ def test_init_runs_docker_init_first(rootfs, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(RuntimeFailure, match='exec: "docker-init": executable file not found in \\$PATH'):
         make(rootfs, {}, {"Init": True})
+
+
+def test_shared_namespaces_and_shm(rootfs):
+    spec = make(rootfs, {}, {}, namespaces={"pid": None, "uts": None, "ipc": "/proc/9/ns/ipc"}, shm_source="/x/shm")
+    kinds = {n["type"]: n.get("path") for n in spec["linux"]["namespaces"]}
+    assert "pid" not in kinds and "uts" not in kinds and kinds["ipc"] == "/proc/9/ns/ipc"
+    assert "hostname" not in spec  # no UTS namespace of its own: nothing to set
+    shm = next(m for m in spec["mounts"] if m["destination"] == "/dev/shm")
+    assert (shm["type"], shm["source"]) == ("bind", "/x/shm")
+
+
+def test_group_add_and_devices(rootfs):
+    spec = make(rootfs, {"User": "app"}, {"GroupAdd": ["wheel", "4242"], "Devices": [{"PathOnHost": "/dev/null",
+                "PathInContainer": "/dev/mynull", "CgroupPermissions": "rw"}]})  # fmt: skip
+    assert set(spec["process"]["user"]["additionalGids"]) >= {10, 4242}
+    assert spec["linux"]["devices"] == [
+        {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666, "uid": 0, "gid": 0}
+    ]
+    assert {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"} in spec["linux"]["resources"]["devices"]
+    with pytest.raises(RuntimeFailure, match="unable to find group nosuch"):
+        make(rootfs, {}, {"GroupAdd": ["nosuch"]})
+    with pytest.raises(InvalidParameter, match='adding custom device "/dev/nope": no such file or directory'):
+        make(rootfs, {}, {"Devices": [{"PathOnHost": "/dev/nope"}]})
+    with pytest.raises(InvalidParameter, match="is not a device node"):
+        make(rootfs, {}, {"Devices": [{"PathOnHost": "/etc/hostname"}]})

@@ -56,6 +56,12 @@ def add_container_flags(fs: FlagSet) -> FlagSet:
         .add("--shm-size", "str", help="Size of /dev/shm")
         .add("--security-opt", "list", help="Security Options")
         .add("--init", help="Run an init inside the container that forwards signals and reaps processes")
+        .add("--pid", "str", help="PID namespace to use")
+        .add("--ipc", "str", help="IPC mode to use")
+        .add("--uts", "str", help="UTS namespace to use")
+        .add("--group-add", "list", help="Add additional groups to join")
+        .add("--device", "list", help="Add a host device to the container")
+        .add("--sysctl", "list", help="Sysctl options")
         .add("-v, --volume", "list", help="Bind mount a volume")
         .add("--mount", "list", help="Attach a filesystem mount to the container")
         .add("--tmpfs", "list", help="Mount a tmpfs directory")
@@ -291,6 +297,37 @@ def parse_mount(value: str) -> dict[str, Any]:
     return mount
 
 
+def parse_device(value: str) -> dict[str, str]:
+    """docker's `--device SRC[:DST][:PERMS]` (PERMS of r, w, m; DST defaults to SRC)."""
+    parts = value.split(":")
+    if not 1 <= len(parts) <= 3 or not parts[0]:
+        raise ValueError(f"invalid device specification: {value}")
+    source, target, perms = parts[0], parts[0], "rwm"
+    if len(parts) == 3:
+        target, perms = parts[1], parts[2]
+    elif len(parts) == 2:
+        if _device_perms(parts[1]):
+            perms = parts[1]
+        else:
+            target = parts[1]
+    if not _device_perms(perms):
+        raise ValueError(f"invalid device specification: {value}")
+    if not target.startswith("/"):
+        raise ValueError(f"bad format for path: {target}")
+    return {"PathOnHost": source, "PathInContainer": target, "CgroupPermissions": perms}
+
+
+def _device_perms(text: str) -> bool:
+    return bool(text) and set(text) <= set("rwm") and len(set(text)) == len(text)
+
+
+def _key_value(text: str, what: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"invalid argument {text!r} for --{what}: must be of the form key=value")
+    return key, value
+
+
 def _tmpfs(specs: list[str]) -> dict[str, str]:
     """`--tmpfs /run:size=64m,mode=1777` -> HostConfig.Tmpfs {"/run": "size=64m,mode=1777"}."""
     out: dict[str, str] = {}
@@ -361,6 +398,11 @@ def _build_create_body(
         host_config["Runtime"] = opts.runtime
     if opts.init:
         host_config["Init"] = True
+    host_config.update(PidMode=opts.pid, IpcMode=opts.ipc, UTSMode=opts.uts, GroupAdd=opts.group_add or None)
+    if opts.device:
+        host_config["Devices"] = [parse_device(d) for d in opts.device]
+    if opts.sysctl:
+        host_config["Sysctls"] = dict(_key_value(s, "sysctl") for s in opts.sysctl)
     if opts.tty and tty_size:
         host_config["ConsoleSize"] = list(tty_size)
     exposed, bindings = _ports(opts.publish)

@@ -29,6 +29,7 @@ from dockyard.daemon.container import (
 from dockyard.daemon.events import EventBus
 from dockyard.daemon.health import validate as validate_healthcheck
 from dockyard.daemon.names import random_name, validate_name
+from dockyard.daemon.namespaces import mount_shm, shared_namespaces, unmount_shm, validate_modes
 from dockyard.daemon.networks import check_network_mode
 from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidParameter, NotModified
 from dockyard.runtime.base import RuntimeFailure
@@ -155,6 +156,7 @@ class ContainerService:
         host_config = {**HOST_CONFIG_DEFAULTS, **(body.get("HostConfig") or {})}
         validate_healthcheck(body.get("Healthcheck"))
         check_network_mode(body, host_config)
+        validate_modes(body, host_config)
         merge_image_config(config, image.config.get("config") or image.config.get("Config") or {})
         self._validate_host_config(host_config)
         networks = self.networks.plan_create(host_config, body.get("NetworkingConfig")) if self.networks else {}
@@ -253,11 +255,17 @@ class ContainerService:
                 from dockyard.daemon.volumes import nocopy_destinations
 
                 self.volumes.populate(c.record["Mounts"], str(c.rootfs), nocopy_destinations(c.host_config))
+            mount_shm(c)
+            namespaces, shm = shared_namespaces(c, self.get)
             netns_path = self.networks.setup(c) if self.networks else None
-            spec = build_spec(c.record, str(c.rootfs), cgroups_path=f"/dockyard/{c.id}", netns_path=netns_path)
-            if c.host_config.get("NetworkMode") == "host":
-                ns = spec["linux"]["namespaces"]
-                spec["linux"]["namespaces"] = [n for n in ns if n["type"] != "network"]
+            spec = build_spec(
+                c.record,
+                str(c.rootfs),
+                cgroups_path=f"/dockyard/{c.id}",
+                netns_path=netns_path,
+                namespaces=namespaces,
+                shm_source=shm,
+            )
             from dockyard.util.fs import write_json
 
             write_json(c.bundle / "config.json", spec, durable=False)  # rewritten at every start
@@ -331,6 +339,10 @@ class ContainerService:
                 log.warning("network teardown of %s: %s", c.id[:12], exc)
 
     def _unmount(self, c: Container) -> None:
+        try:
+            unmount_shm(c)
+        except OSError as exc:
+            log.warning("unmount %s: %s", c.id[:12], exc)
         if os.path.ismount(c.rootfs):
             try:
                 self.snapshotter.unmount(str(c.rootfs))

@@ -13,7 +13,7 @@ from dockyard.errors import InvalidParameter
 from dockyard.runtime.base import RuntimeFailure
 from dockyard.runtime.builtin.caps import DEFAULT_CAPABILITIES, all_capabilities
 from dockyard.runtime.seccomp_profile import container_seccomp
-from dockyard.runtime.user import UserLookupError, resolve_user
+from dockyard.runtime.user import UserLookupError, resolve_groups, resolve_user
 
 OCI_VERSION = "1.1.0"  # the newest that runc 1.1 and crun 1.8 (Debian 12) accept
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -50,8 +50,23 @@ _RLIMIT_NAMES = {
 }  # fmt: skip
 
 
-def build_spec(container: dict, rootfs: str, *, cgroups_path: str, netns_path: str | None = None) -> dict:
-    """The OCI config.json for `container`, whose root filesystem is mounted at `rootfs`."""
+def build_spec(
+    container: dict,
+    rootfs: str,
+    *,
+    cgroups_path: str,
+    netns_path: str | None = None,
+    namespaces: dict[str, str | None] | None = None,
+    shm_source: str | None = None,
+) -> dict:
+    """The OCI config.json for `container`, whose root filesystem is mounted at `rootfs`.
+
+    `namespaces` maps a namespace type to the path of one to join, or to None to stay in the host's
+    (docker's host/container modes); `netns_path` is the network one. `shm_source` replaces the
+    private /dev/shm with a bind of another's (--ipc host or container:X)."""
+    joined = dict(namespaces or {})
+    if netns_path:
+        joined.setdefault("network", netns_path)
     config = container.get("Config") or {}
     host = container.get("HostConfig") or {}
     privileged = bool(host.get("Privileged"))
@@ -64,7 +79,7 @@ def build_spec(container: dict, rootfs: str, *, cgroups_path: str, netns_path: s
         "mounts": _mounts(container, host, privileged),
         "process": _process(container, config, host, rootfs, hostname, privileged),
         "linux": {
-            "namespaces": _namespaces(netns_path),
+            "namespaces": _namespaces(joined),
             "cgroupsPath": cgroups_path,
             "resources": resources_from_host_config(host, privileged),
             "devices": [],
@@ -73,6 +88,16 @@ def build_spec(container: dict, rootfs: str, *, cgroups_path: str, netns_path: s
             "readonlyPaths": [] if privileged else list(READONLY_PATHS),
         },
     }
+    devices, rules = custom_devices(host.get("Devices") or [])
+    spec["linux"]["devices"] = devices
+    spec["linux"]["resources"]["devices"] += rules
+    if "uts" in joined and joined["uts"] is None:  # --uts host: no hostname of its own to set
+        del spec["hostname"]
+    if shm_source:
+        spec["mounts"] = [
+            _mount("/dev/shm", "bind", shm_source, ["rbind"]) if m["destination"] == "/dev/shm" else m
+            for m in spec["mounts"]
+        ]
     if host.get("Init"):  # --init: docker-init (tini) as pid 1, reaping zombies and forwarding signals
         spec["process"]["args"] = [INIT_IN_CONTAINER, "--", *spec["process"]["args"]]
         spec["mounts"].append(_mount(INIT_IN_CONTAINER, "bind", init_binary(), ["bind", "ro"]))
@@ -83,6 +108,43 @@ def build_spec(container: dict, rootfs: str, *, cgroups_path: str, netns_path: s
         if seccomp is not None:
             spec["linux"]["seccomp"] = seccomp
     return spec
+
+
+def custom_devices(requested: list[dict]) -> tuple[list[dict], list[dict]]:
+    """`--device HOST[:CONTAINER[:PERMS]]`: linux.devices nodes and their cgroup allow rules, read from
+    the host's nodes (every node under a directory, as moby's devicesFromPath does)."""
+    import stat
+
+    nodes: list[dict] = []
+    rules: list[dict] = []
+    for device in requested:
+        source = device.get("PathOnHost") or ""
+        target = device.get("PathInContainer") or source
+        access = device.get("CgroupPermissions") or "rwm"
+        try:
+            found = [(source, target)]
+            if os.path.isdir(source):
+                found = [
+                    (os.path.join(d, f), os.path.join(target, os.path.relpath(os.path.join(d, f), source)))
+                    for d, _, files in os.walk(source)
+                    for f in files
+                ]
+            for host_path, path in found:
+                st = os.stat(host_path)
+                if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+                    if len(found) > 1:
+                        continue
+                    raise OSError(f"{host_path} is not a device node")
+                kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+                number = {"type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev)}
+                nodes.append({"path": path, **number, "fileMode": stat.S_IMODE(st.st_mode), "uid": 0, "gid": 0})
+                rules.append({"allow": True, **number, "access": access})
+        except OSError as exc:
+            detail = exc.strerror.lower() if exc.strerror else str(exc)
+            raise InvalidParameter(
+                f'error gathering device information while adding custom device "{source}": {detail}'
+            ) from None
+    return nodes, rules
 
 
 def init_binary() -> str:
@@ -113,8 +175,13 @@ def _process(container: dict, config: dict, host: dict, rootfs: str, hostname: s
         "rlimits": _rlimits(host.get("Ulimits") or []),
         "noNewPrivileges": _no_new_privileges(host.get("SecurityOpt") or []),
     }
-    if user.additional_gids:
-        process["user"]["additionalGids"] = user.additional_gids
+    try:
+        extra = resolve_groups(rootfs, list(host.get("GroupAdd") or []))
+    except UserLookupError as exc:
+        raise RuntimeFailure(str(exc), 125) from None
+    gids = [*user.additional_gids, *(g for g in extra if g not in user.additional_gids)]
+    if gids:
+        process["user"]["additionalGids"] = gids
     if host.get("OomScoreAdj"):
         process["oomScoreAdj"] = int(host["OomScoreAdj"])
     return process
@@ -200,13 +267,13 @@ def _no_new_privileges(security_opts: list[str]) -> bool:
     return False
 
 
-def _namespaces(netns_path: str | None) -> list[dict]:
+def _namespaces(joined: dict[str, str | None]) -> list[dict]:
+    """A new namespace of each type, except those joined by path or kept from the host (None)."""
     namespaces = []
     for ns in NAMESPACES:
-        entry = {"type": ns}
-        if ns == "network" and netns_path:
-            entry["path"] = netns_path
-        namespaces.append(entry)
+        if ns in joined and joined[ns] is None:
+            continue
+        namespaces.append({"type": ns, "path": joined[ns]} if joined.get(ns) else {"type": ns})
     return namespaces
 
 

@@ -155,6 +155,14 @@ def _resolve_group(groups: list[list[str]], group_arg: str) -> int:
     return _check_range(gid_arg)
 
 
+def resolve_groups(rootfs: str, names: list[str]) -> list[int]:
+    """`--group-add` values (names from the rootfs's /etc/group, or numbers) as gids."""
+    if not names:
+        return []
+    groups = _read_in_root(rootfs, "/etc/group")
+    return [_resolve_group(groups, str(name)) for name in names]
+
+
 def _member_gids(groups: list[list[str]], user_name: str) -> list[int]:
     """Supplementary groups: every group whose member list names the user."""
     gids = []

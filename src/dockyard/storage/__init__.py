@@ -28,6 +28,9 @@ DRIVERS = ("overlay", "vfs")
 _ALIASES = {"overlay2": "overlay"}
 
 MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MNT_DETACH = 0x2
