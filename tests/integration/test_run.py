@@ -326,3 +326,22 @@ def test_pid_ipc_uts_modes_group_add_devices_and_sysctls(dy):
     assert dy.out("run", "--rm", *sysctl, "busybox", "cat", "/proc/sys/net/ipv4/ip_forward").strip() == "1"
     dy.out("rm", "-f", donor, private)
     assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if f"{donor}/shm" in line]
+
+
+def test_log_options_rotate_and_the_none_driver(dy):
+    script = "for i in $(seq 1 300); do echo line-$i; done"
+    cid = dy.out("run", "-d", "--log-opt", "max-size=2k", "--log-opt", "max-file=2", "busybox", "sh", "-c", script)
+    cid = cid.strip()
+    dy.out("wait", cid)
+    lines = dy.out("logs", cid).split()
+    assert lines[-1] == "line-300" and 0 < len(lines) < 300  # the oldest rotated away
+    assert json.loads(dy.out("inspect", "-f", "{{json .HostConfig.LogConfig}}", cid)) == {
+        "Type": "json-file",
+        "Config": {"max-size": "2k", "max-file": "2"},
+    }
+    quiet = dy.out("run", "-d", "--log-driver", "none", "busybox", "echo", "hi").strip()
+    dy.out("wait", quiet)
+    out = dy.cli("logs", quiet)
+    assert out.returncode != 0 and b"configured logging driver does not support reading" in out.stderr
+    bad = dy.cli("run", "--rm", "--log-opt", "bogus=1", "busybox", "true")
+    assert bad.returncode == 125 and b"unknown log opt 'bogus' for json-file log driver" in bad.stderr

@@ -183,3 +183,26 @@ def test_reader_throughput(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - start
     assert total == len(chunk) * 100
     assert total / elapsed > 20e6, f"{total / elapsed / 1e6:.1f} MB/s"
+
+
+def test_max_size_and_max_file_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "c.log"
+    writer = JsonLogWriter(str(log), max_size=1000, max_files=3)
+    writer.write("stdout", b"".join(b"line %03d\n" % i for i in range(300)))  # one big chunk of output
+    writer.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["c.log", "c.log.1", "c.log.2"]  # never more than max-file files
+    assert all(p.stat().st_size <= 1000 for p in tmp_path.iterdir())  # each within max-size
+    kept = entries(log)
+    assert kept[-1] == ("stdout", b"line 299\n") and kept == sorted(kept)  # oldest file first, in order
+    numbers = [int(data.split()[1]) for _, data in kept]
+    assert numbers == list(range(numbers[0], 300))
+
+    single = tmp_path / "one" / "c.log"
+    single.parent.mkdir()
+    writer = JsonLogWriter(str(single), max_size=500, max_files=1)
+    for i in range(100):
+        writer.write("stdout", b"line %03d\n" % i)
+    writer.close()
+    assert [p.name for p in single.parent.iterdir()] == ["c.log"]  # truncated in place, no backups
+    assert entries(single)[-1] == ("stdout", b"line 099\n") and single.stat().st_size <= 500

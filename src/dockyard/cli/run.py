@@ -62,6 +62,8 @@ def add_container_flags(fs: FlagSet) -> FlagSet:
         .add("--group-add", "list", help="Add additional groups to join")
         .add("--device", "list", help="Add a host device to the container")
         .add("--sysctl", "list", help="Sysctl options")
+        .add("--log-driver", "str", help="Logging driver for the container")
+        .add("--log-opt", "list", help="Log driver options")
         .add("-v, --volume", "list", help="Bind mount a volume")
         .add("--mount", "list", help="Attach a filesystem mount to the container")
         .add("--tmpfs", "list", help="Mount a tmpfs directory")
@@ -403,6 +405,11 @@ def _build_create_body(
         host_config["Devices"] = [parse_device(d) for d in opts.device]
     if opts.sysctl:
         host_config["Sysctls"] = dict(_key_value(s, "sysctl") for s in opts.sysctl)
+    if opts.log_driver or opts.log_opt:
+        host_config["LogConfig"] = {
+            "Type": opts.log_driver,
+            "Config": dict(_key_value(o, "log-opt") for o in opts.log_opt),
+        }
     if opts.tty and tty_size:
         host_config["ConsoleSize"] = list(tty_size)
     exposed, bindings = _ports(opts.publish)

@@ -28,6 +28,7 @@ from dockyard.daemon.container import (
 )
 from dockyard.daemon.events import EventBus
 from dockyard.daemon.health import validate as validate_healthcheck
+from dockyard.daemon.logconfig import READABLE_DRIVERS, log_options, validate_log_config
 from dockyard.daemon.names import random_name, validate_name
 from dockyard.daemon.namespaces import mount_shm, shared_namespaces, unmount_shm, validate_modes
 from dockyard.daemon.networks import check_network_mode
@@ -156,6 +157,7 @@ class ContainerService:
         host_config = {**HOST_CONFIG_DEFAULTS, **(body.get("HostConfig") or {})}
         validate_healthcheck(body.get("Healthcheck"))
         check_network_mode(body, host_config)
+        host_config["LogConfig"] = validate_log_config(host_config.get("LogConfig"))
         validate_modes(body, host_config)
         merge_image_config(config, image.config.get("config") or image.config.get("Config") or {})
         self._validate_host_config(host_config)
@@ -280,7 +282,7 @@ class ContainerService:
                 tty=bool(c.config.get("Tty")),
                 open_stdin=bool(c.config.get("OpenStdin")),
                 stdin_once=bool(c.config.get("StdinOnce")),
-                log_path=str(c.log_path),
+                **log_options(c.host_config.get("LogConfig"), str(c.log_path)),
             )
         except RuntimeFailure as exc:
             self._fail_start(c, exc)
@@ -665,7 +667,7 @@ class ContainerService:
         from dockyard.runtime.jsonlog import read_log
 
         c = self.get(ref)
-        if c.host_config.get("LogConfig", {}).get("Type", "json-file") not in ("json-file", "local", ""):
+        if (c.host_config.get("LogConfig") or {}).get("Type") not in READABLE_DRIVERS:
             raise InvalidParameter("configured logging driver does not support reading")
 
         def gen() -> Iterator[tuple[int, bytes]]:

@@ -54,15 +54,17 @@ def encode_entry(stream: str, data: bytes, time_str: str) -> bytes:
 
 
 class JsonLogWriter:
-    """Appends output to a json-file log, splitting at newlines, with optional .1 rotation.
+    """Appends output to a json-file log, splitting at newlines; with `max_size`, rotated as docker's
+    max-size/max-file do (container.log → .1 → .2 ..., `max_files` files in all; one file: truncated).
 
     Output arrives in arbitrary chunks; a line is written once its newline arrives, or as a
     partial message once PARTIAL_LIMIT bytes are pending, as docker does.
     """
 
-    def __init__(self, path: str, max_size: int = 0) -> None:
+    def __init__(self, path: str, max_size: int = 0, max_files: int = 2) -> None:
         self.path = path
         self.max_size = max_size
+        self.max_files = max(1, max_files)
         self._clock = _Clock()
         self._pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
         self._fd = -1
@@ -105,18 +107,38 @@ class JsonLogWriter:
         if not pieces:
             return
         now = self._clock.now()
-        blob = b"".join(encode_entry(stream, piece, now) for piece in pieces)
-        if self.max_size and self._size and self._size + len(blob) > self.max_size:
-            self._rotate()
+        entries = [encode_entry(stream, piece, now) for piece in pieces]
+        if not self.max_size:
+            self._write(b"".join(entries))
+            return
+        batch: list[bytes] = []
+        pending = 0
+        for entry in entries:  # a file outgrows max-size by one message at most, as docker's
+            if self._size + pending and self._size + pending + len(entry) > self.max_size:
+                self._write(b"".join(batch))
+                batch, pending = [], 0
+                self._rotate()
+            batch.append(entry)
+            pending += len(entry)
+        self._write(b"".join(batch))
+
+    def _write(self, blob: bytes) -> None:
         view = memoryview(blob)
         while view:
             view = view[os.write(self._fd, view) :]
         self._size += len(blob)
 
     def _rotate(self) -> None:
-        """Keep one old file: container.log → container.log.1 (replacing an older .1)."""
+        """Shift the old files up by one (the oldest falls off), or truncate when only one is kept."""
         os.close(self._fd)
-        os.replace(self.path, self.path + ".1")
+        if self.max_files == 1:
+            os.truncate(self.path, 0)
+        else:
+            for index in range(self.max_files - 1, 1, -1):
+                older = f"{self.path}.{index - 1}"
+                if os.path.exists(older):
+                    os.replace(older, f"{self.path}.{index}")
+            os.replace(self.path, self.path + ".1")
         self._open()
 
 
@@ -233,8 +255,13 @@ def _parse_slow(line: bytes) -> tuple[str, str, bytes] | None:
 
 
 def _log_files(path: str) -> list[str]:
-    """The rotated file (older) first, then the current one; only those that exist."""
-    return [p for p in (path + ".1", path) if os.path.exists(p)]
+    """The rotated files, oldest (highest number) first, then the current one; those that exist."""
+    rotated = []
+    index = 1
+    while os.path.exists(f"{path}.{index}"):
+        rotated.append(f"{path}.{index}")
+        index += 1
+    return [*reversed(rotated), *([path] if os.path.exists(path) else [])]
 
 
 def _start_of_last_lines(path: str, count: int) -> tuple[int, int]:

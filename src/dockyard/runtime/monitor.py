@@ -40,7 +40,7 @@ EOT = b"\x04"  # ^D: how a terminal's stdin reaches EOF
 TIOCSPTLCK = 0x40045431  # unlock a pty's slave
 TIOCGPTPEER = 0x5441  # open a pty's slave from its master (no path lookup)
 
-_VALUE_OPTIONS = {"id", "bundle", "state-dir", "runtime", "runtime-root", "log", "log-max-size"}
+_VALUE_OPTIONS = {"id", "bundle", "state-dir", "runtime", "runtime-root", "log", "log-max-size", "log-max-files"}
 _FLAG_OPTIONS = {"tty", "stdin", "stdin-once"}
 
 
@@ -71,6 +71,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         if opts.get(path_option):
             opts[path_option] = os.path.abspath(opts[path_option])
     opts["log-max-size"] = int(opts.get("log-max-size") or 0)
+    opts["log-max-files"] = int(opts.get("log-max-files") or 1)
     return opts
 
 
@@ -321,7 +322,7 @@ class Monitor:
         if self.opts.get("log"):
             from dockyard.runtime.jsonlog import JsonLogWriter
 
-            self.log = JsonLogWriter(self.opts["log"], self.opts["log-max-size"])
+            self.log = JsonLogWriter(self.opts["log"], self.opts["log-max-size"], self.opts["log-max-files"])
         sel = self.sel
         assert self.listener is not None
         sel.register(self.listener, selectors.EVENT_READ, self._on_accept)

@@ -162,6 +162,7 @@ class MonitorHandle:
         stdin_once: bool,
         log_path: str | None,
         log_max_size: int = 0,
+        log_max_files: int = 1,
     ) -> MonitorHandle:
         """Start a monitor that creates the container (init waiting for `start`).
 
@@ -171,7 +172,7 @@ class MonitorHandle:
         if runtime_root:
             args += ["--runtime-root", runtime_root]
         if log_path:
-            args += ["--log", log_path, "--log-max-size", str(log_max_size)]
+            args += ["--log", log_path, "--log-max-size", str(log_max_size), "--log-max-files", str(log_max_files)]
         for flag, wanted in (("--tty", tty), ("--stdin", open_stdin), ("--stdin-once", stdin_once)):
             if wanted:
                 args.append(flag)

@@ -31,6 +31,22 @@ def human_duration(seconds: float) -> str:
     return f"{int(seconds / 3600) // 24 // 365} years"
 
 
+def parse_human_size(text: str) -> int:
+    """go-units FromHumanSize: "10m", "1.5GB", "512k" in decimal units (k = 1000) to bytes."""
+    value = text.strip().lower().removesuffix("b").removesuffix("i")
+    multiplier = 1
+    if value and value[-1] in "kmgtp":
+        multiplier = 1000 ** ("kmgtp".index(value[-1]) + 1)
+        value = value[:-1]
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ValueError(f"invalid size: '{text}'") from None
+    if number < 0:
+        raise ValueError(f"invalid size: '{text}'")
+    return int(number * multiplier)
+
+
 def human_size(size: float, precision: int = 4) -> str:
     """go-units HumanSizeWithPrecision: decimal SI units and Go's `%.{precision}g` (4.26MB, 1.2kB)."""
     units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
