@@ -89,6 +89,10 @@ def build_spec(
         },
     }
     devices, rules = custom_devices(host.get("Devices") or [])
+    if privileged:  # every host device, as moby's privileged containers get them
+        everything = host_devices()
+        taken = {d["path"] for d in everything}
+        devices = [*everything, *(d for d in devices if d["path"] not in taken)]
     spec["linux"]["devices"] = devices
     spec["linux"]["resources"]["devices"] += rules
     if "uts" in joined and joined["uts"] is None:  # --uts host: no hostname of its own to set
@@ -145,6 +149,30 @@ def custom_devices(requested: list[dict]) -> tuple[list[dict], list[dict]]:
                 f'error gathering device information while adding custom device "{source}": {detail}'
             ) from None
     return nodes, rules
+
+
+_NOT_HOST_DEVICES = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
+
+
+def host_devices(root: str = "/dev") -> list[dict]:
+    """The host's device nodes for a privileged container (runc's HostDevices: no pts, shm, console)."""
+    import stat
+
+    found = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in _NOT_HOST_DEVICES]
+        for name in files:
+            path = os.path.join(directory, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if path == "/dev/console" or not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+                continue
+            kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+            found.append({"path": path, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                          "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})  # fmt: skip
+    return found
 
 
 def init_binary() -> str:
