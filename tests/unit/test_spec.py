@@ -206,6 +206,7 @@ def test_group_add_and_devices(rootfs):
 
 def test_privileged_gets_the_host_devices(rootfs):
     devices = {d["path"]: d for d in make(rootfs, {}, {"Privileged": True})["linux"]["devices"]}
-    assert devices["/dev/null"]["type"] == "c" and (devices["/dev/null"]["major"], devices["/dev/null"]["minor"]) == (1, 3)
+    null = devices["/dev/null"]
+    assert (null["type"], null["major"], null["minor"]) == ("c", 1, 3)
     assert "/dev/console" not in devices and not any(p.startswith("/dev/pts/") for p in devices)
     assert make(rootfs, {}, {})["linux"]["devices"] == []
