@@ -15,7 +15,6 @@ from dockyard.daemon.containers import parse_signal
 from dockyard.daemon.events import EventBus
 from dockyard.daemon.names import random_name, validate_name
 from dockyard.errors import InvalidParameter
-from dockyard.util.humanize import human_duration, human_size
 from dockyard.util.timefmt import parse_rfc3339, rfc3339_nano
 
 
@@ -49,32 +48,6 @@ def test_names():
     with pytest.raises(InvalidParameter, match="Invalid container name"):
         validate_name("bad name")
     assert "_" in random_name()
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0.5, "Less than a second"),
-        (1, "1 second"),
-        (59, "59 seconds"),
-        (60, "About a minute"),
-        (600, "10 minutes"),
-        (3600, "About an hour"),
-        (7200, "2 hours"),
-        (3 * 86400, "3 days"),
-        (21 * 86400, "3 weeks"),
-        (90 * 86400, "3 months"),
-        (800 * 86400, "2 years"),
-    ],
-)
-def test_human_duration(seconds, text):
-    assert human_duration(seconds) == text
-
-
-def test_human_size():
-    assert human_size(1_982_256) == "1.982MB"
-    assert human_size(999) == "999B"
-    assert human_size(4_260_000) == "4.26MB"
 
 
 def test_rfc3339_round_trip():
