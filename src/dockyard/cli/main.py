@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("system", "cmd_info"),
     "events": ("system", "cmd_events"),
     "images": ("images", "cmd_images"),
+    "build": ("build", "cmd_build"),
     "tag": ("images", "cmd_tag"),
     "rmi": ("images", "cmd_rmi"),
     "history": ("images", "cmd_history"),
@@ -79,6 +80,7 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "remove": COMMANDS["rmi"],
         "inspect": ("system", "cmd_image_inspect"),
         "prune": ("container_ops", "cmd_image_prune"),
+        "build": ("build", "cmd_build"),
     },
     "volume": {
         "create": ("volumes", "cmd_volume_create"),
@@ -110,6 +112,7 @@ A Docker-compatible container engine
 
 Common Commands:
   run         Create and run a new container from an image
+  build       Build an image from a Dockerfile
   ps          List containers
   images      List images
   version     Show the dockyard version information

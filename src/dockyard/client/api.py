@@ -445,6 +445,12 @@ class APIClient:
         """GET /images/get?names=...: a docker-archive tar stream."""
         return self.transport.request("GET", "/images/get", params={"names": names}, timeout=None)
 
+    def build(self, context: bytes | Iterable[bytes] | Any, params: Params) -> Response:
+        """POST /build: a tar build context in, docker's JSON build messages out."""
+        return self.transport.request(
+            "POST", "/build", params=params, body=context, headers={"Content-Type": "application/x-tar"}, timeout=None
+        )
+
     def load_image(self, source: bytes | Iterable[bytes] | Any, quiet: bool = False) -> Response:
         """POST /images/load: JSON messages (or plain text from old daemons)."""
         return self.transport.request(

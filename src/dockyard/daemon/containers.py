@@ -328,6 +328,12 @@ class ContainerService:
         self._abandon_start(c, exc.exit_code, exc.message, died=True)
         raise InvalidParameter(_start_error(exc.message)) from None
 
+    def mount_rootfs(self, c: Container) -> str:
+        """Mount a (created, not started) container's root filesystem; the builder copies into it.
+        Removing the container unmounts it."""
+        self._mount(c)
+        return str(c.rootfs)
+
     def _mount(self, c: Container) -> None:
         if not os.path.ismount(c.rootfs):
             self.snapshotter.mount(c.id, str(c.rootfs))

@@ -111,7 +111,17 @@ class Daemon:
             return value
 
     def _build_router(self) -> Router:
-        from dockyard.api import container_ops, containers, distribution, execs, images, networks, system, volumes
+        from dockyard.api import (
+            build,
+            container_ops,
+            containers,
+            distribution,
+            execs,
+            images,
+            networks,
+            system,
+            volumes,
+        )
 
         router = Router()
         system.register(router, self)
@@ -122,6 +132,7 @@ class Daemon:
         volumes.register(router, self)
         networks.register(router, self)
         container_ops.register(router, self)
+        build.register(router, self)
         return router
 
     # ------------------------------------------------------------------ attach glue
