@@ -174,3 +174,19 @@ def test_docker_cli_builds_with_the_classic_builder(dy, context, images, tmp_pat
     assert out.returncode == 0, out.stderr.decode()
     assert b"Successfully tagged" in out.stdout
     assert dy.out("run", "--rm", tag) == "yo from prod\nhi there\n"
+
+
+def test_docker_sdk_builds(dy, tmp_path, images) -> None:  # type: ignore[no-untyped-def]
+    docker = pytest.importorskip("docker")
+    ctx = tmp_path / "sdk"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM busybox\nARG WHO\nRUN echo "made by $WHO" > /x\nCMD ["cat", "/x"]\n')
+    tag = _tag()
+    images.append(tag)
+    client = docker.DockerClient(base_url=dy.host, version="auto")
+    image, logs = client.images.build(path=str(ctx), tag=tag, buildargs={"WHO": "sdk"}, rm=True)
+    assert tag in image.tags and any("Successfully built" in entry.get("stream", "") for entry in logs)
+    assert client.containers.run(tag, remove=True) == b"made by sdk\n"
+    with pytest.raises(docker.errors.BuildError, match="returned a non-zero code: 1"):
+        (ctx / "Dockerfile").write_text("FROM busybox\nRUN false\n")
+        client.images.build(path=str(ctx), forcerm=True)
