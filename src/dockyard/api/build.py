@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tarfile
 import tempfile
@@ -12,19 +11,6 @@ from typing import Any
 from dockyard.api.http import Request, StreamResponse
 from dockyard.api.router import Router
 from dockyard.errors import InvalidParameter
-
-
-def _json_arg(req: Request, name: str) -> dict[str, Any]:
-    raw = req.arg(name)
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidParameter(f"invalid {name}: {exc}") from None
-    if not isinstance(value, dict):
-        raise InvalidParameter(f"invalid {name}: a JSON object is expected")
-    return value
 
 
 def _extract_context(req: Request, root: Path) -> Path:
@@ -57,12 +43,12 @@ def register(router: Router, daemon: Any) -> None:
         options = BuildOptions(
             dockerfile=req.arg("dockerfile") or "Dockerfile",
             tags=tags,
-            build_args=_json_arg(req, "buildargs"),
+            build_args=req.json_arg("buildargs"),
             no_cache=req.flag("nocache"),
             target=req.arg("target") or "",
             remove=req.flag("rm", True),
             force_remove=req.flag("forcerm"),
-            labels=_json_arg(req, "labels"),
+            labels=req.json_arg("labels"),
             network_mode=req.arg("networkmode") or "",
             pull=req.flag("pull"),
         )

@@ -129,17 +129,24 @@ class Request:
 
             raise InvalidParameter(f"invalid JSON: {exc}") from None
 
-    def json_filters(self) -> dict[str, list[str]]:
-        """Docker's `filters` query: JSON map of name → list (or legacy name → {value: true})."""
-        raw = self.arg("filters")
+    def json_arg(self, name: str, what: str | None = None) -> dict[str, Any]:
+        """A query parameter holding a JSON object (filters, buildargs, labels); {} when absent."""
+        from dockyard.errors import InvalidParameter
+
+        raw = self.arg(name)
         if not raw:
             return {}
         try:
             data = json.loads(raw)
         except ValueError as exc:
-            from dockyard.errors import InvalidParameter
+            raise InvalidParameter(f"invalid {what or name}: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidParameter(f"invalid {what or name}: a JSON object is expected")
+        return data
 
-            raise InvalidParameter(f"invalid filter: {exc}") from None
+    def json_filters(self) -> dict[str, list[str]]:
+        """Docker's `filters` query: JSON map of name → list (or legacy name → {value: true})."""
+        data = self.json_arg("filters", "filter")
         out: dict[str, list[str]] = {}
         for key, value in data.items():
             out[key] = list(value.keys()) if isinstance(value, dict) else list(value)
