@@ -146,6 +146,10 @@ class Daemon:
 
     # ------------------------------------------------------------------ serve
     def restore(self) -> None:
+        import shutil
+
+        for leftover in (self.data_root / "tmp").glob("build-*"):  # contexts of builds a crash interrupted
+            shutil.rmtree(leftover, ignore_errors=True)
         self.networks.load()
         self.containers.restore()
         self.networks.restore()
