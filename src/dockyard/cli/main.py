@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("system", "cmd_events"),
     "images": ("images", "cmd_images"),
     "build": ("build", "cmd_build"),
+    "compose": ("compose", "cmd_compose"),
     "tag": ("images", "cmd_tag"),
     "rmi": ("images", "cmd_rmi"),
     "history": ("images", "cmd_history"),
@@ -113,6 +114,7 @@ A Docker-compatible container engine
 Common Commands:
   run         Create and run a new container from an image
   build       Build an image from a Dockerfile
+  compose     Define and run multi-container applications
   ps          List containers
   images      List images
   version     Show the dockyard version information
