@@ -23,6 +23,7 @@ Options:
   -f, --file stringArray           Compose configuration files
   -p, --project-name string        Project name
       --project-directory string   Alternate working directory
+      --profile stringArray        Specify a profile to enable
 
 Commands:
   build       Build or rebuild services
@@ -44,6 +45,7 @@ def _globals(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
         .add("-f, --file", "list", help="Compose configuration files")
         .add("-p, --project-name", "str", help="Project name")
         .add("--project-directory", "str", help="Alternate working directory")
+        .add("--profile", "list", help="Specify a profile to enable")
     )
     opts, rest = fs.parse(argv)
     return opts.values, rest
@@ -76,7 +78,8 @@ def cmd_compose(cli: Cli, argv: list[str], name: str = "compose") -> int:
 def _compose(cli: Cli, options: dict[str, Any]) -> Any:
     from dockyard.compose.project import Compose
 
-    return Compose(cli.client, _load(options), lambda text: cli.err.write(text + "\n"))
+    profiles = list(options["profile"]) + [p for p in os.environ.get("COMPOSE_PROFILES", "").split(",") if p]
+    return Compose(cli.client, _load(options), lambda text: cli.err.write(text + "\n"), profiles)
 
 
 def _up(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:

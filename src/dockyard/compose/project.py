@@ -34,9 +34,10 @@ Say = Callable[[str], None]
 
 
 class Compose:
-    def __init__(self, client: Any, project: dict[str, Any], say: Say) -> None:
+    def __init__(self, client: Any, project: dict[str, Any], say: Say, profiles: list[str] | None = None) -> None:
         self.client = client
         self.project = project
+        self.profiles = set(profiles or [])
         self.name = project["name"]
         self.say = say
 
@@ -54,13 +55,17 @@ class Compose:
         for name in services or []:
             if name not in self.project["services"]:
                 raise ComposeError(f"no such service: {name}")
-        if not services:
-            return order
+        if not services:  # services of an inactive profile only run when named
+            return [s for s in order if self._active(s)]
         wanted = set(services)
         for name in reversed(order):  # and what they depend on
             if name in wanted:
                 wanted |= set(self.project["services"][name].get("depends_on") or {})
         return [s for s in order if s in wanted]
+
+    def _active(self, service: str) -> bool:
+        profiles = self.project["services"][service].get("profiles") or []
+        return not profiles or bool(self.profiles & set(profiles))
 
     # ------------------------------------------------------------------ up
     def up(self, services: list[str] | None = None, build: bool = False, force_recreate: bool = False) -> list[str]:
