@@ -106,8 +106,12 @@ def test_up_ps_logs_exec_recreate_and_down(dy, project) -> None:  # type: ignore
     env = json.loads(dy.out("inspect", "-f", "{{json .Config.Env}}", f"{name}-web-1"))
     assert "GREETING=bonjour" in env
 
-    seed_logs = compose("logs", "seed").stdout.decode().splitlines()  # started by each `up`, as compose does
-    assert set(seed_logs) == {f"{name}-seed-1  | seeding"} and len(seed_logs) == 3
+    one_off = compose("run", "--rm", "-T", "web", "sh", "-c", "echo $GREETING; wget -qO- http://db/index.html")
+    assert one_off.returncode == 0 and one_off.stdout == b"bonjour\nseeded\n", one_off.stderr
+    assert compose("run", "--rm", "-T", "--no-deps", "web", "sh", "-c", "exit 7").returncode == 7
+    assert not dy.out("ps", "-aq", "--filter", "label=com.docker.compose.oneoff=True").strip()  # --rm
+    seed_logs = compose("logs", "seed").stdout.decode().splitlines()  # started again by each `up` (and run)
+    assert set(seed_logs) == {f"{name}-seed-1  | seeding"} and len(seed_logs) >= 3
     labels = json.loads(dy.out("inspect", "-f", "{{json .Config.Labels}}", f"{name}-db-1"))
     assert labels["com.docker.compose.project"] == name and labels["com.docker.compose.service"] == "db"
 

@@ -33,6 +33,7 @@ Commands:
   logs        View output from containers
   ps          List containers
   restart     Restart service containers
+  run         Run a one-off command on a service
   start       Start services
   stop        Stop services
   up          Create and start containers
@@ -212,6 +213,41 @@ def _restart(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:
     return 0
 
 
+def _run(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:
+    from dockyard.cli.run import attach_start_wait
+
+    fs = (
+        FlagSet(
+            "compose run",
+            "[OPTIONS] SERVICE [COMMAND] [ARGS...]",
+            "Run a one-off command on a service",
+            interspersed=False,
+            min_args=1,
+        )
+        .add("-d, --detach", help="Run container in background and print container ID")
+        .add("--rm", help="Automatically remove the container when it exits")
+        .add("-e, --env", "list", help="Set environment variables")
+        .add("-T, --no-TTY", help="Disable pseudo-TTY allocation (default: auto-detected)")
+        .add("--entrypoint", "str", help="Override the entrypoint of the image")
+        .add("-u, --user", "str", help="Run as specified username or uid")
+        .add("-w, --workdir", "str", help="Working directory inside the container")
+        .add("--no-deps", help="Don't start linked services")
+    )
+    opts, (service, *command) = fs.parse(argv)
+    interactive = not opts.detach  # compose run keeps stdin open (its -i defaults to true)
+    tty = interactive and not opts.no_TTY and sys.stdin.isatty() and sys.stdout.isatty()
+    cid, body = _compose(cli, options).one_off(
+        service, command or None, env=opts.env, entrypoint=[opts.entrypoint] if opts.entrypoint else None,
+        user=opts.user, workdir=opts.workdir, tty=tty, interactive=interactive,
+        remove=opts.rm, with_dependencies=not opts.no_deps,
+    )  # fmt: skip
+    if opts.detach:
+        cli.client.start_container(cid)
+        cli.print(cid)
+        return 0
+    return attach_start_wait(cli, cid, body, opts.rm)
+
+
 def _exec(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:
     from dockyard.cli.execs import cmd_exec
 
@@ -247,6 +283,6 @@ def _exec(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:
 
 
 _COMMANDS = {
-    "up": _up, "down": _down, "ps": _ps, "logs": _logs, "build": _build, "config": _config,
+    "up": _up, "down": _down, "ps": _ps, "logs": _logs, "build": _build, "config": _config, "run": _run,
     "stop": _stop, "start": _start, "restart": _restart, "exec": _exec,
 }  # fmt: skip

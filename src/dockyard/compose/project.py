@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -81,6 +82,51 @@ class Compose:
             for number in range(1, int(service.get("replicas", 1)) + 1):
                 started.append(self._converge(name, service, number, image, force_recreate))
         return started
+
+    def one_off(
+        self,
+        name: str,
+        command: list[str] | None,
+        *,
+        env: list[str] | None = None,
+        entrypoint: list[str] | None = None,
+        user: str = "",
+        workdir: str = "",
+        tty: bool = False,
+        interactive: bool = False,
+        remove: bool = False,
+        with_dependencies: bool = True,
+    ) -> tuple[str, dict[str, Any]]:
+        """`compose run`: the service's configuration for a one-off container (no published ports,
+        oneoff=True), after its dependencies are up; returns (container id, create body)."""
+        if name not in self.project["services"]:
+            raise ComposeError(f"no such service: {name}")
+        service = dict(self.project["services"][name])
+        dependencies = list(service.get("depends_on") or {})
+        if with_dependencies and dependencies:
+            self.up(dependencies)
+            self._wait_for_dependencies(name, service)
+        else:
+            self._ensure_networks()
+            self._ensure_volumes()
+        image = self._ensure_image(name, service, False)
+        service["ports"] = []  # docker compose run publishes nothing unless asked (--service-ports)
+        body = self._create_body(name, service, 1, image)
+        body["Labels"][ONEOFF] = "True"
+        body["Labels"].pop(NUMBER, None)
+        if command:
+            body["Cmd"] = command
+        if entrypoint is not None:
+            body["Entrypoint"] = entrypoint
+        body["Env"] = [*body["Env"], *(env or [])]
+        body.update({k: v for k, v in (("User", user), ("WorkingDir", workdir)) if v})
+        body.update(Tty=tty, OpenStdin=interactive, StdinOnce=interactive, AttachStdin=interactive,
+                    AttachStdout=True, AttachStderr=True)  # fmt: skip
+        body["HostConfig"]["AutoRemove"] = remove
+        body["HostConfig"]["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": 0}
+        container = self.client.create_container(body, name=f"{self.name}-{name}-run-{os.urandom(6).hex()}")
+        self._connect_extra_networks(container["Id"], name, service)
+        return container["Id"], body
 
     def _ensure_networks(self) -> None:
         existing = {n["Name"] for n in self.client.networks()}
