@@ -604,7 +604,7 @@ def _copy_into(rootfs: str, source: str, target: str, extract: bool, owner: tupl
     if os.path.isdir(source) and not os.path.islink(source):
         os.makedirs(dest, exist_ok=True)
         shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True, copy_function=shutil.copy2)
-        _chown_tree(dest, owner, only_new_root=source)
+        _chown_tree(dest, owner)
         return
     if into_dir or os.path.isdir(dest):
         os.makedirs(dest, exist_ok=True)
@@ -623,7 +623,7 @@ def _copy_into(rootfs: str, source: str, target: str, extract: bool, owner: tupl
         os.lchown(dest, *owner)
 
 
-def _chown_tree(path: str, owner: tuple[int, int] | None, only_new_root: str | None = None) -> None:
+def _chown_tree(path: str, owner: tuple[int, int] | None) -> None:
     if owner is None:
         return
     os.lchown(path, *owner)

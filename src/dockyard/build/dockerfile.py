@@ -571,30 +571,22 @@ def _raw_words(text: str, escape: str) -> list[str]:
             if ch.isspace():
                 continue
             in_word = True
-        if quote:
-            if ch == quote:
-                quote = ""
-            elif ch == escape and quote != "'":
-                if pos >= len(text):
-                    continue
-                word.append(ch)
-                ch = text[pos]
-                pos += 1
-            word.append(ch)
-        elif ch.isspace():
+        if not quote and ch.isspace():
             if blank_ok or word:
                 words.append("".join(word))
             word, in_word, blank_ok = [], False, False
-        else:
-            if ch in "'\"":
-                quote, blank_ok = ch, True
-            elif ch == escape:
-                if pos >= len(text):
-                    continue
-                word.append(ch)
-                ch = text[pos]
-                pos += 1
+            continue
+        if quote and ch == quote:
+            quote = ""
+        elif not quote and ch in "'\"":
+            quote, blank_ok = ch, True
+        elif ch == escape and quote != "'":  # the escape and the character it escapes are both kept
+            if pos >= len(text):
+                continue
             word.append(ch)
+            ch = text[pos]
+            pos += 1
+        word.append(ch)
     if in_word and (blank_ok or word):
         words.append("".join(word))
     return words
