@@ -190,3 +190,32 @@ def test_docker_sdk_builds(dy, tmp_path, images) -> None:  # type: ignore[no-unt
     with pytest.raises(docker.errors.BuildError, match="returned a non-zero code: 1"):
         (ctx / "Dockerfile").write_text("FROM busybox\nRUN false\n")
         client.images.build(path=str(ctx), forcerm=True)
+
+
+def test_add_from_a_url_on_loopback(dy, tmp_path, images) -> None:  # type: ignore[no-untyped-def]
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "tool.sh").write_text("echo fetched\n")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(served))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/tool.sh"
+        ctx = tmp_path / "url"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(f'FROM busybox\nADD {url} /opt/\nCMD ["sh", "/opt/tool.sh"]\n')
+        tag = _tag()
+        images.append(tag)
+        out = dy.cli("build", "-t", tag, str(ctx), timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert dy.out("run", "--rm", tag) == "fetched\n"
+        assert dy.out("run", "--rm", tag, "stat", "-c", "%a", "/opt/tool.sh").strip() == "600"
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nCOPY {url} /opt/\n")
+        refused = dy.cli("build", str(ctx), timeout=120)
+        assert refused.returncode != 0 and b"source can't be a URL for COPY" in refused.stderr
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -415,9 +415,21 @@ class Builder:
             raise BuildError(f"{instr.keyword} requires at least two arguments, but only one was provided. "
                              f"Destination could not be determined.")  # fmt: skip
         *sources, dest = words
+        urls = [s for s in sources if s.startswith(("http://", "https://"))]
+        if urls and not extract:
+            raise BuildError(f"source can't be a URL for {instr.keyword}")
         root, from_image = self._copy_root(stage, instr)
+        downloads = tempfile.mkdtemp(prefix="add-", dir=self.context.parent) if urls else ""
+        downloaded: set[str] = set()
         try:
-            files = [path for source in sources for path in self._sources(root, source, from_image is not None)]
+            files: list[str] = []
+            for source in sources:
+                if source in urls:
+                    path = _download(source, downloads)
+                    downloaded.add(path)
+                    files.append(path)
+                else:
+                    files += self._sources(root, source, from_image is not None)
             if (len(files) > 1 or len(sources) > 1) and not dest.endswith("/"):
                 raise BuildError(f"When using {instr.keyword} with more than one source file, "
                                  "the destination must be a directory and end with a /")  # fmt: skip
@@ -439,13 +451,16 @@ class Builder:
             def place(rootfs: str) -> None:
                 owner = _owner(rootfs, chown) if chown else None
                 for source in files:
-                    _copy_into(rootfs, source, target, extract and _is_archive(source), owner)
+                    unpack = extract and source not in downloaded and _is_archive(source)
+                    _copy_into(rootfs, source, target, unpack, owner)  # a downloaded archive stays whole
 
             config = copy.deepcopy(stage.config)
             self._commit_change(stage, config, created_by, place)
         finally:
             if from_image is not None:
                 self._release_copy_root(from_image)
+            if downloads:
+                shutil.rmtree(downloads, ignore_errors=True)
 
     def _copy_root(self, stage: _Stage, instr: df.Instruction) -> tuple[str, Any]:
         """The context directory, or for --from the mounted root of a stage's or an image's filesystem."""
@@ -575,6 +590,22 @@ def _content_hash(paths: list[str]) -> str:
             elif stat.S_ISLNK(st.st_mode):
                 digest.update(os.readlink(path).encode())
     return digest.hexdigest()
+
+
+def _download(url: str, directory: str) -> str:
+    """ADD <url>: fetch it (mode 0600, named after the URL's last path segment, as docker does)."""
+    import urllib.parse
+    import urllib.request
+
+    name = os.path.basename(urllib.parse.urlsplit(url).path) or "download"
+    path = os.path.join(directory, name)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
+            shutil.copyfileobj(response, out)
+    except OSError as exc:
+        raise BuildError(f"failed to GET {url}: {exc}") from None
+    os.chmod(path, 0o600)
+    return path
 
 
 def _is_archive(path: str) -> bool:
