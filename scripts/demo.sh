@@ -34,3 +34,9 @@ dockyard logs demo-sleeper
 dockyard inspect -f '{{.State.Status}} pid={{.State.Pid}} hostname={{.Config.Hostname}}' demo-sleeper
 dockyard stop -t 1 demo-sleeper
 dockyard ps -a
+
+echo "== dockyard build: an image from a Dockerfile on top of busybox"
+mkdir -p "$work/app"
+printf 'FROM busybox\nRUN echo "built by dockyard" > /message\nCMD ["cat", "/message"]\n' > "$work/app/Dockerfile"
+dockyard build -t demo-app "$work/app"
+dockyard run --rm demo-app
