@@ -1,0 +1,112 @@
+"""Build benchmark: `docker build` (classic builder, the real docker CLI) against dockyard and against a
+private dockerd, side by side with interleaved runs: a cold build (--no-cache) and a fully cached one.
+
+The Dockerfile: FROM busybox, ENV, WORKDIR, COPY of a 200-file tree, three RUN steps, CMD. RUN steps use
+`--network none` on both (the private dockerd has no bridge).
+
+    sudo .venv/bin/python bench/build_bench.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from tests.helpers.daemon import DaemonEnv, host_cleanup
+from tests.helpers.dockerd import PrivateDockerd, dockerd_available
+from tests.helpers.rootfs import busybox_rootfs_tar
+
+DOCKERFILE = """\
+FROM busybox
+ENV APP=/app MODE=bench
+WORKDIR /app
+COPY tree/ /app/tree/
+RUN find /app/tree -type f | wc -l > /app/count
+RUN echo "$MODE" > /app/mode && cat /app/count
+RUN mkdir -p /app/out && for i in 1 2 3 4 5; do echo $i > /app/out/$i; done
+CMD ["cat", "/app/count"]
+"""
+
+
+def make_context(directory: Path) -> None:
+    (directory / "tree").mkdir(parents=True)
+    (directory / "Dockerfile").write_text(DOCKERFILE)
+    for i in range(200):
+        sub = directory / "tree" / f"d{i % 10}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"f{i}.txt").write_text(f"file {i}\n" * 20)
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, env=env)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}...: {proc.stderr.decode()[-400:]}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not shutil.which("docker"):
+        print("run as root with the docker CLI installed", file=sys.stderr)
+        return 1
+    base = Path(tempfile.mkdtemp(prefix="dybuild-", dir="/tmp"))
+    dy = DaemonEnv(base / "dy", base / "dy" / "data", base / "dy" / "run", base / "dy" / "d.sock")
+    dockerd = PrivateDockerd(base / "docker") if dockerd_available() else None
+    env = {**os.environ, "DOCKER_BUILDKIT": "0", "DOCKER_CONFIG": str(base / "cfg")}
+    try:
+        (base / "dy").mkdir()
+        tar = busybox_rootfs_tar(base / "busybox.tar", base / "build")
+        context = base / "ctx"
+        make_context(context)
+        dy.start()
+        engines = {"dockyard": ["docker", "-H", dy.host]}
+        if dockerd:
+            dockerd.start()
+            engines["dockerd"] = dockerd.cli
+        for cli in engines.values():
+            subprocess.run([*cli, "import", str(tar), "busybox:latest"], check=True, capture_output=True)
+        build = ["build", "--network", "none", "-t", "bench:latest", str(context)]
+        samples: dict[tuple[str, str], list[float]] = {}
+        for _ in range(args.runs):
+            for name, cli in engines.items():
+                samples.setdefault(("cold (--no-cache)", name), []).append(timed([*cli, *build, "--no-cache"], env))
+                samples.setdefault(("cached", name), []).append(timed([*cli, *build], env))
+        print(f"== docker build (classic builder), 8 steps, 200-file COPY, {args.runs} interleaved runs")
+        rows = [["build", "engine", "median ms", "min ms", "vs dockerd"]]
+        for (kind, name), values in samples.items():
+            ref = statistics.median(samples[(kind, "dockerd")]) if (kind, "dockerd") in samples else None
+            med = statistics.median(values)
+            rows.append(
+                [kind, name, f"{med * 1000:.0f}", f"{min(values) * 1000:.0f}", f"{med / ref:.2f}x" if ref else "-"]
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    finally:
+        ids = subprocess.run(["docker", "-H", dy.host, "ps", "-aq"], capture_output=True, text=True).stdout.split()
+        if ids and dy.proc:
+            subprocess.run(["docker", "-H", dy.host, "rm", "-f", *ids], capture_output=True)
+        dy.stop()
+        host_cleanup(dy)
+        if dockerd:
+            dockerd.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
