@@ -82,8 +82,9 @@ def project(dy, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_up_ps_logs_exec_recreate_and_down(dy, project) -> None:  # type: ignore[no-untyped-def]
     name, port, compose, directory = project
-    up = compose("up", "-d")
+    up = compose("up", "--wait")  # detached, back once db is healthy and web running
     assert up.returncode == 0, up.stderr.decode()
+    assert f"Container {name}-db-1  Healthy" in up.stderr.decode()
     log = up.stderr.decode()
     assert f"Network {name}_default  Created" in log and f"Volume {name}_shared  Created" in log
     assert f"Container {name}-web-1  Started" in log

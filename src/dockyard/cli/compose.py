@@ -32,6 +32,7 @@ Commands:
   exec        Execute a command in a running container
   logs        View output from containers
   ps          List containers
+  pull        Pull service images
   restart     Restart service containers
   run         Run a one-off command on a service
   start       Start services
@@ -89,10 +90,14 @@ def _up(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:
         .add("-d, --detach", help="Detached mode: Run containers in the background")
         .add("--build", help="Build images before starting containers")
         .add("--force-recreate", help="Recreate containers even if their configuration and image haven't changed")
+        .add("--wait", help="Wait for services to be running|healthy. Implies detached mode.")
     )
     opts, services = fs.parse(argv)
     compose = _compose(cli, options)
     names = compose.up(services or None, build=opts.build, force_recreate=opts.force_recreate)
+    if opts.wait:
+        compose.wait_ready(services or None)
+        return 0
     if opts.detach:
         return 0
     cli.err.write(f"Attaching to {', '.join(names)}\n")
@@ -199,6 +204,12 @@ def _stop(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:
     return 0
 
 
+def _pull(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:
+    _, services = FlagSet("compose pull", "[OPTIONS] [SERVICE...]", "Pull service images").parse(argv)
+    _compose(cli, options).pull(services or None)
+    return 0
+
+
 def _start(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:
     _, services = FlagSet("compose start", "[SERVICE...]", "Start services").parse(argv)
     _compose(cli, options).start(services or None)
@@ -283,6 +294,6 @@ def _exec(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:
 
 
 _COMMANDS = {
-    "up": _up, "down": _down, "ps": _ps, "logs": _logs, "build": _build, "config": _config, "run": _run,
+    "up": _up, "down": _down, "ps": _ps, "logs": _logs, "build": _build, "config": _config, "run": _run, "pull": _pull,
     "stop": _stop, "start": _start, "restart": _restart, "exec": _exec,
 }  # fmt: skip

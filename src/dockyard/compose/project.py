@@ -395,6 +395,42 @@ class Compose:
                 raise ComposeError(f"timed out waiting for {cname} ({condition})")
             time.sleep(0.1)
 
+    def wait_ready(self, services: list[str] | None = None, timeout: float = DEPENDENCY_TIMEOUT) -> None:
+        """`up --wait`: every container running, and healthy when it has a health check (one-shot
+        services others wait to complete successfully are done, not failed, when they exit 0)."""
+        one_shot = {dep for s in self.project["services"].values() for dep, spec in (s.get("depends_on") or {}).items()
+                    if (spec or {}).get("condition") == "service_completed_successfully"}  # fmt: skip
+        deadline = time.monotonic() + timeout
+        for container in self._of(services):
+            cname = container["Names"][0].lstrip("/")
+            if container["Labels"].get(SERVICE) in one_shot and container["State"] != "running":
+                continue
+            while True:
+                state = self.client.inspect_container(container["Id"])["State"]
+                health = (state.get("Health") or {}).get("Status")
+                if not state["Running"]:
+                    raise ComposeError(f"container {cname} exited ({state['ExitCode']})")
+                if health == "unhealthy":
+                    raise ComposeError(f"container {cname} is unhealthy")
+                if health in (None, "healthy"):
+                    self.say(f" Container {cname}  {'Healthy' if health else 'Running'}")
+                    break
+                if time.monotonic() > deadline:
+                    raise ComposeError(f"timed out waiting for {cname} to be healthy")
+                time.sleep(0.1)
+
+    def pull(self, services: list[str] | None = None) -> None:
+        """`compose pull`: the image of every selected service that names one."""
+        for name in self._selected(services):
+            image = self.project["services"][name].get("image")
+            if not image:
+                continue
+            self.say(f" {name} Pulling")
+            for message in self.client.pull_image(image).iter_json():
+                if message.get("error"):
+                    raise ComposeError(message["error"])
+            self.say(f" {name} Pulled")
+
     # ------------------------------------------------------------------ down / stop / start
     def down(self, volumes: bool = False, timeout: int | None = None) -> None:
         order = service_order(self.project)
