@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from tests.helpers.daemon import DaemonEnv, host_cleanup
+from bench.common import comparison_rows, table, tear_down
+from tests.helpers.daemon import DaemonEnv
 from tests.helpers.dockerd import PrivateDockerd, dockerd_available
 from tests.helpers.rootfs import busybox_rootfs_tar
 
@@ -86,25 +86,9 @@ def main() -> int:
                 samples.setdefault(("cold (--no-cache)", name), []).append(timed([*cli, *build, "--no-cache"], env))
                 samples.setdefault(("cached", name), []).append(timed([*cli, *build], env))
         print(f"== docker build (classic builder), 8 steps, 200-file COPY, {args.runs} interleaved runs")
-        rows = [["build", "engine", "median ms", "min ms", "vs dockerd"]]
-        for (kind, name), values in samples.items():
-            ref = statistics.median(samples[(kind, "dockerd")]) if (kind, "dockerd") in samples else None
-            med = statistics.median(values)
-            rows.append(
-                [kind, name, f"{med * 1000:.0f}", f"{min(values) * 1000:.0f}", f"{med / ref:.2f}x" if ref else "-"]
-            )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        print(table(comparison_rows(samples, "dockerd", "build")))
     finally:
-        ids = subprocess.run(["docker", "-H", dy.host, "ps", "-aq"], capture_output=True, text=True).stdout.split()
-        if ids and dy.proc:
-            subprocess.run(["docker", "-H", dy.host, "rm", "-f", *ids], capture_output=True)
-        dy.stop()
-        host_cleanup(dy)
-        if dockerd:
-            dockerd.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        tear_down(dy, dockerd, base)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from tests.helpers.daemon import DaemonEnv, host_cleanup
+from bench.common import comparison_rows, table, tear_down
+from tests.helpers.daemon import DaemonEnv
 from tests.helpers.dockerd import PrivateDockerd, dockerd_available
 from tests.helpers.rootfs import busybox_rootfs_tar
 
@@ -94,29 +94,13 @@ def main() -> int:
             throughput[name] = args.log_mb * 1.01 / best
         version = subprocess.run(["docker", "--version"], capture_output=True, text=True).stdout.strip()
         print(f"== the real docker CLI ({version}), {args.runs} interleaved runs")
-        rows = [["operation", "engine", "median ms", "min ms", "vs dockerd"]]
-        for (op, name), values in samples.items():
-            ref = statistics.median(samples[(op, "dockerd")]) if (op, "dockerd") in samples else None
-            med = statistics.median(values)
-            rows.append(
-                [op, name, f"{med * 1000:.0f}", f"{min(values) * 1000:.0f}", f"{med / ref:.2f}x" if ref else "-"]
-            )
+        rows = comparison_rows(samples, "dockerd", "operation")
         for name, mbps in throughput.items():
             ref = throughput.get("dockerd")
             rows.append([f"logs {args.log_mb} MB", name, f"{mbps:.0f} MB/s", "", f"{mbps / ref:.2f}x" if ref else "-"])
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        print(table(rows))
     finally:
-        for cli in [["docker", "-H", dy.host]] if dy.proc else []:
-            ids = subprocess.run([*cli, "ps", "-aq"], capture_output=True, text=True).stdout.split()
-            if ids:
-                subprocess.run([*cli, "rm", "-f", *ids], capture_output=True)
-        dy.stop()
-        host_cleanup(dy)
-        if dockerd:
-            dockerd.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        tear_down(dy, dockerd, base)
     return 0
 
 
