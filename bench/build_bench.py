@@ -12,19 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench.common import comparison_rows, table, tear_down
-from tests.helpers.daemon import DaemonEnv
-from tests.helpers.dockerd import PrivateDockerd, dockerd_available
-from tests.helpers.rootfs import busybox_rootfs_tar
+from bench.common import comparison_rows, start_engines, table, tear_down, timed
 
 DOCKERFILE = """\
 FROM busybox
@@ -47,15 +42,6 @@ def make_context(directory: Path) -> None:
         (sub / f"f{i}.txt").write_text(f"file {i}\n" * 20)
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, env=env)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])}...: {proc.stderr.decode()[-400:]}")
-    return elapsed
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
@@ -64,21 +50,12 @@ def main() -> int:
         print("run as root with the docker CLI installed", file=sys.stderr)
         return 1
     base = Path(tempfile.mkdtemp(prefix="dybuild-", dir="/tmp"))
-    dy = DaemonEnv(base / "dy", base / "dy" / "data", base / "dy" / "run", base / "dy" / "d.sock")
-    dockerd = PrivateDockerd(base / "docker") if dockerd_available() else None
     env = {**os.environ, "DOCKER_BUILDKIT": "0", "DOCKER_CONFIG": str(base / "cfg")}
+    dy = dockerd = None
     try:
-        (base / "dy").mkdir()
-        tar = busybox_rootfs_tar(base / "busybox.tar", base / "build")
         context = base / "ctx"
         make_context(context)
-        dy.start()
-        engines = {"dockyard": ["docker", "-H", dy.host]}
-        if dockerd:
-            dockerd.start()
-            engines["dockerd"] = dockerd.cli
-        for cli in engines.values():
-            subprocess.run([*cli, "import", str(tar), "busybox:latest"], check=True, capture_output=True)
+        dy, dockerd, engines = start_engines(base)
         build = ["build", "--network", "none", "-t", "bench:latest", str(context)]
         samples: dict[tuple[str, str], list[float]] = {}
         for _ in range(args.runs):

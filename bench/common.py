@@ -5,8 +5,19 @@ from __future__ import annotations
 import shutil
 import statistics
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    """Wall time of a command (its output discarded); a failure stops the bench with its stderr."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}...: {proc.stderr.decode()[-400:]}")
+    return elapsed
 
 
 def table(rows: list[list[str]]) -> str:
@@ -26,10 +37,35 @@ def comparison_rows(samples: dict[tuple[str, str], list[float]], reference: str,
     return rows
 
 
+def start_engines(base: Path) -> tuple[Any, Any, dict[str, list[str]]]:
+    """A dockyard daemon and (when installed) a private dockerd under `base`, busybox:latest imported
+    into both (CMD sh); returns them and the docker CLI command line for each. tear_down undoes it."""
+    from tests.helpers.daemon import DaemonEnv
+    from tests.helpers.dockerd import PrivateDockerd, dockerd_available
+    from tests.helpers.rootfs import busybox_rootfs_tar
+
+    dy = DaemonEnv(base / "dy", base / "dy" / "data", base / "dy" / "run", base / "dy" / "d.sock")
+    dockerd = PrivateDockerd(base / "docker") if dockerd_available() else None
+    (base / "dy").mkdir()
+    tar = busybox_rootfs_tar(base / "busybox.tar", base / "build")
+    dy.start()
+    engines = {"dockyard": ["docker", "-H", dy.host]}
+    if dockerd:
+        dockerd.start()
+        engines["dockerd"] = dockerd.cli
+    for cli in engines.values():
+        subprocess.run([*cli, "import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest"], check=True,
+                       capture_output=True)  # fmt: skip
+    return dy, dockerd, engines
+
+
 def tear_down(dy: Any, dockerd: Any, base: Path) -> None:
     """Remove the containers left on the dockyard daemon, stop both daemons, clean the host."""
     from tests.helpers.daemon import host_cleanup
 
+    if dy is None:
+        shutil.rmtree(base, ignore_errors=True)
+        return
     if dy.proc:
         ids = subprocess.run(["docker", "-H", dy.host, "ps", "-aq"], capture_output=True, text=True).stdout.split()
         if ids:

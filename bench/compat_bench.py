@@ -16,25 +16,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench.common import comparison_rows, table, tear_down
-from tests.helpers.daemon import DaemonEnv
-from tests.helpers.dockerd import PrivateDockerd, dockerd_available
-from tests.helpers.rootfs import busybox_rootfs_tar
-
-
-def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])}...: {proc.stderr.decode()[-300:]}")
-    return elapsed
+from bench.common import comparison_rows, start_engines, table, tear_down, timed
 
 
 def wait_exit(cli: list[str], cid: str) -> None:
@@ -50,20 +37,9 @@ def main() -> int:
         print("run as root with the docker CLI installed", file=sys.stderr)
         return 1
     base = Path(tempfile.mkdtemp(prefix="dyc-", dir="/tmp"))
-    dy = DaemonEnv(base / "dy", base / "dy" / "data", base / "dy" / "run", base / "dy" / "d.sock")
-    dockerd = PrivateDockerd(base / "docker") if dockerd_available() else None
+    dy = dockerd = None
     try:
-        (base / "dy").mkdir()
-        tar = busybox_rootfs_tar(base / "busybox.tar", base / "build")
-        dy.start()
-        engines = {"dockyard": ["docker", "-H", dy.host]}
-        if dockerd:
-            dockerd.start()
-            engines["dockerd"] = dockerd.cli
-        for cli in engines.values():
-            subprocess.run(
-                [*cli, "import", "--change", 'CMD ["sh"]', str(tar), "busybox:latest"], check=True, capture_output=True
-            )
+        dy, dockerd, engines = start_engines(base)
         net = {name: ["--network", "none"] for name in engines}  # dockerd here has no bridge
         sleepers = {
             name: subprocess.run(
