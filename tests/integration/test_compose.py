@@ -130,3 +130,25 @@ def test_config_and_errors(dy, project) -> None:  # type: ignore[no-untyped-def]
     (directory / "compose.yaml").write_text("services:\n  web:\n    depends_on: [db]\n    image: busybox\n")
     out = compose("up", "-d")
     assert out.returncode != 0 and b'depends on undefined service "db"' in out.stderr
+
+
+def test_attached_up_aborts_on_container_exit_with_its_code(dy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    name = f"ca{uuid.uuid4().hex[:8]}"
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n"
+        "  sut:\n    image: busybox\n    command: sh -c 'sleep 0.5; echo checked; exit 3'\n"
+        "  helper:\n    image: busybox\n    command: sleep 100\n    stop_grace_period: 1s\n"
+    )
+
+    def compose(*args: str):  # type: ignore[no-untyped-def]
+        return dy.cli("compose", "--project-directory", str(tmp_path), "-p", name, *args, timeout=120)
+
+    try:
+        out = compose("up", "--exit-code-from", "sut")
+        assert out.returncode == 3, out.stderr.decode()
+        prefix, _, line = out.stdout.decode().strip().partition("|")
+        assert prefix.strip() == f"{name}-sut-1" and line.strip() == "checked"
+        states = dy.out("ps", "-a", "--filter", f"label=com.docker.compose.project={name}", "--format", "{{.State}}")
+        assert "running" not in states  # the others were stopped
+    finally:
+        compose("down")

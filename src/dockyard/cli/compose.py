@@ -91,6 +91,8 @@ def _up(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:
         .add("--build", help="Build images before starting containers")
         .add("--force-recreate", help="Recreate containers even if their configuration and image haven't changed")
         .add("--wait", help="Wait for services to be running|healthy. Implies detached mode.")
+        .add("--abort-on-container-exit", help="Stops all containers if any container was stopped")
+        .add("--exit-code-from", "str", help="Return the exit code of the selected service container")
     )
     opts, services = fs.parse(argv)
     compose = _compose(cli, options)
@@ -100,14 +102,20 @@ def _up(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:
         return 0
     if opts.detach:
         return 0
+    abort = opts.abort_on_container_exit or bool(opts.exit_code_from)
     cli.err.write(f"Attaching to {', '.join(names)}\n")
     try:
-        for line in compose.log_lines(services or None, follow=True, tail="all"):
+        for line in compose.log_lines(services or None, follow=True, tail="all", until_first_exit=abort):
             cli.print(line)
     except KeyboardInterrupt:
         cli.err.write("Gracefully stopping... (press Ctrl+C again to force)\n")
         compose.stop(services or None)
-    return 0
+        return 130
+    if not abort:
+        return 0
+    cli.err.write("Aborting on container exit...\n")
+    compose.stop(services or None)
+    return compose.exit_code(opts.exit_code_from or None)
 
 
 def _down(cli: Cli, options: dict[str, Any], argv: list[str]) -> int:

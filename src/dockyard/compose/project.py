@@ -468,8 +468,11 @@ class Compose:
         return [c for c in self.containers() if not services or c["Labels"].get(SERVICE) in services]
 
     # ------------------------------------------------------------------ logs
-    def log_lines(self, services: list[str] | None, follow: bool, tail: str) -> Iterator[str]:
-        """`compose logs`: every container's lines prefixed with its name, as they come."""
+    def log_lines(
+        self, services: list[str] | None, follow: bool, tail: str, until_first_exit: bool = False
+    ) -> Iterator[str]:
+        """`compose logs`: every container's lines prefixed with its name, as they come; with
+        `until_first_exit`, the stream ends when the first container's output ends (it exited)."""
         import queue
 
         containers = self._of(services)
@@ -502,8 +505,20 @@ class Compose:
             line = lines.get()
             if line is None:
                 remaining -= 1
+                if until_first_exit:
+                    return
             else:
                 yield line
+
+    def exit_code(self, service: str | None = None) -> int:
+        """The exit code `up --abort-on-container-exit` returns: the named service's container's, else
+        the first non-zero one among the exited containers (0 when none failed)."""
+        codes = []
+        for container in self._of([service] if service else None):
+            state = self.client.inspect_container(container["Id"])["State"]
+            if not state["Running"]:
+                codes.append(int(state["ExitCode"]))
+        return next((c for c in codes if c), 0) if not service else (codes[0] if codes else 0)
 
 
 def _endpoint(service: str, cfg: dict[str, Any]) -> dict[str, Any]:
