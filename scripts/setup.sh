@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install everything dockyard and its tests need on a fresh Debian 12 machine (run as root):
 # system packages (busybox-static for the base image, runc/crun as alternative runtimes, tini for
-# `run --init`, skopeo and the docker CLI as real clients) and the project's virtualenv in .venv.
+# `run --init`, skopeo, docker-compose and the docker CLI as real clients) and the virtualenv in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(busybox-static runc crun tini iproute2 nftables iptables python3-venv skopeo docker-registry)
+packages=(busybox-static runc crun tini iproute2 nftables iptables python3-venv skopeo docker-registry docker-compose)
 missing=()
 # The compatibility tests drive the real docker CLI; Debian's docker.io provides one (dockerd is not started).
 command -v docker >/dev/null || packages+=(docker.io)

@@ -152,3 +152,39 @@ def test_attached_up_aborts_on_container_exit_with_its_code(dy, tmp_path) -> Non
         assert "running" not in states  # the others were stopped
     finally:
         compose("down")
+
+
+@pytest.mark.skipif(not Path("/usr/bin/docker-compose").exists(), reason="docker-compose (v1) is not installed")
+def test_real_docker_compose_v1_works_unchanged(dy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The compose tool people already have (Debian's docker-compose 1.29, over docker-py) drives dockyard."""
+    import os
+    import subprocess
+
+    name = f"v1{uuid.uuid4().hex[:8]}"
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "Dockerfile").write_text('FROM busybox\nCMD ["sh", "-c", "sleep 1000"]\n')
+    (tmp_path / "docker-compose.yml").write_text(
+        'version: "3.8"\nservices:\n'
+        "  db:\n    image: busybox\n"
+        "    command: sh -c 'mkdir -p /www && echo from-db > /www/index.html && exec httpd -f -p 80 -h /www'\n"
+        "  web:\n    build: ./web\n    depends_on: [db]\n    volumes: [data:/data]\n"
+        "volumes:\n  data:\n"
+    )
+    env = {**os.environ, "DOCKER_HOST": dy.host, "DOCKER_CONFIG": str(tmp_path / "cfg")}
+
+    def compose(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["docker-compose", "-p", name, *args], cwd=tmp_path, env=env, capture_output=True,
+                              timeout=180)  # fmt: skip
+
+    try:
+        up = compose("up", "-d")
+        assert up.returncode == 0, up.stderr.decode()
+        ps = compose("ps").stdout.decode()
+        assert f"{name}_db_1" in ps and f"{name}_web_1" in ps and ps.count(" Up ") == 2
+        fetched = compose("exec", "-T", "web", "wget", "-qO-", "http://db/index.html")
+        assert fetched.stdout == b"from-db\n", fetched.stderr.decode()  # service names resolve
+    finally:
+        down = compose("down", "-v", "--rmi", "local")
+        assert down.returncode == 0, down.stderr.decode()
+    assert not dy.out("ps", "-aq", "--filter", f"label=com.docker.compose.project={name}").strip()
+    assert name not in dy.out("network", "ls") and name not in dy.out("volume", "ls")

@@ -21,6 +21,24 @@ def stream_type(req: Request, tty: bool) -> str:
     return MUX_STREAM if not tty and req.api_at_least("1.42") else RAW_STREAM
 
 
+def _older_endpoints(body: dict[str, Any], dns_names: bool) -> dict[str, Any]:
+    """NetworkSettings as moby shows them to clients before API 1.45: the container's short id and
+    hostname among the aliases of each user-defined network (docker-compose v1 checks for them before
+    it reconnects a network), and no DNSNames before 1.44."""
+    settings = body.get("NetworkSettings") or {}
+    extra = [body["Id"][:12], (body.get("Config") or {}).get("Hostname") or ""]
+    networks = {}
+    for name, endpoint in (settings.get("Networks") or {}).items():
+        endpoint = dict(endpoint)
+        if name not in ("bridge", "host", "none") and not name.startswith("container:"):
+            aliases = list(endpoint.get("Aliases") or [])
+            endpoint["Aliases"] = aliases + [a for a in dict.fromkeys(extra) if a and a not in aliases]
+        if not dns_names:
+            endpoint.pop("DNSNames", None)
+        networks[name] = endpoint
+    return {**settings, "Networks": networks}
+
+
 def register(router: Router, daemon: Any) -> None:
     svc = daemon.containers
 
@@ -43,12 +61,8 @@ def register(router: Router, daemon: Any) -> None:
         body = svc.inspect(req.params["id"], req.flag("size"))
         if not req.api_at_least("1.42"):  # kernel memory limits left the API in 1.42
             body["HostConfig"] = {**body["HostConfig"], "KernelMemory": 0, "KernelMemoryTCP": 0}
-        if not req.api_at_least("1.44"):  # endpoints gained DNSNames in 1.44
-            networks = body.get("NetworkSettings", {}).get("Networks") or {}
-            body["NetworkSettings"] = {
-                **body["NetworkSettings"],
-                "Networks": {k: {f: v for f, v in ep.items() if f != "DNSNames"} for k, ep in networks.items()},
-            }
+        if not req.api_at_least("1.45"):
+            body["NetworkSettings"] = _older_endpoints(body, dns_names=req.api_at_least("1.44"))
         return json_response(body)
 
     @router.route("POST", "/containers/{id}/start")

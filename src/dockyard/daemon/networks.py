@@ -694,9 +694,7 @@ class NetworkService:
                 self._save(net)
                 self._apply_firewall()
                 self._write_etc(c, self._addresses(box), self._needs_embedded_dns(box), live=True)
-            del networks[net["Name"]]
-            if c.host_config.get("NetworkMode") == net["Name"]:
-                c.host_config["NetworkMode"] = next(iter(networks), "none")
+            del networks[net["Name"]]  # NetworkMode stays as it is, as docker leaves it (compose v1 reconnects)
             c.save()
 
     # ------------------------------------------------------------------ derived state
