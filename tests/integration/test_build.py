@@ -87,6 +87,9 @@ def test_build_runs_every_instruction_and_the_cache_hits(dy, context, images) ->
     check = "cat /etc/demo/a.conf /opt/bundle/inner/file.txt; stat -c %u /home/worker/mine.txt; id -u; pwd"
     assert dy.out("run", "--rm", tag, check).split("\n")[:5] == ["a=1", "from the tar", "1234", "1234", "/app"]
     assert dy.cli("run", "--rm", tag, "ls /app/secret.key").returncode != 0  # .dockerignore'd
+    parent = dy.out("image", "inspect", "-f", "{{.Parent}}", tag).strip()  # the CMD step's parent: a build step
+    assert parent and parent in dy.out("images", "-aq", "--no-trunc")  # only -a lists intermediate images
+    assert parent not in dy.out("images", "-q", "--no-trunc")
 
     config = json.loads(dy.out("image", "inspect", "-f", "{{json .Config}}", tag))
     assert config["Env"][-2:] == ["APP_DIR=/app", "MODE=prod"] and config["WorkingDir"] == "/app"

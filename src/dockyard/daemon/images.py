@@ -39,6 +39,8 @@ class ImageService:
             if filters and not image_matches(image, filters, self.store):
                 continue
             summary = self.store.summary(image)
+            if not all_ and not summary["RepoTags"] and not summary["RepoDigests"] and self.store.children(image.id):
+                continue  # an intermediate image (a build step): only `images -a` shows it, as docker does
             summary["Containers"] = len(self.containers.image_users(image.id))
             out.append(summary)
         return out
