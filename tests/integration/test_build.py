@@ -222,3 +222,20 @@ def test_add_from_a_url_on_loopback(dy, tmp_path, images) -> None:  # type: igno
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_build_from_stdin(dy, tmp_path, images) -> None:  # type: ignore[no-untyped-def]
+    dockerfile = b'FROM busybox\nRUN echo from-stdin > /s\nCMD ["cat", "/s"]\n'
+    tag = _tag()
+    images.append(tag)
+    assert dy.cli("build", "-q", "-t", tag, "-", input=dockerfile, timeout=120).returncode == 0
+    assert dy.out("run", "--rm", tag) == "from-stdin\n"
+    context = io.BytesIO()
+    files = {"Dockerfile": b'FROM busybox\nCOPY note /note\nCMD ["cat", "/note"]\n', "note": b"tar\n"}
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert dy.cli("build", "-q", "-t", tag, "-", input=context.getvalue(), timeout=120).returncode == 0
+    assert dy.out("run", "--rm", tag) == "tar\n"

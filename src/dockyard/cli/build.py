@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tarfile
 import tempfile
 import uuid
@@ -37,16 +38,17 @@ def cmd_build(cli: Cli, argv: list[str], name: str = "build") -> int:
     from dockyard.cli.progress import StreamError, display_messages
 
     opts, (path,) = build_flagset(name).parse(argv)
-    if path == "-":
-        raise StatusError(125, "dockyard: building from a tar or Dockerfile on stdin is not supported yet")
-    if not os.path.isdir(path):
+    if path != "-" and not os.path.isdir(path):
         raise StatusError(1, f'unable to prepare context: path "{path}" not found')
     build_args = {}
     for item in opts.build_arg:
         key, sep, value = item.partition("=")
         build_args[key] = value if sep else os.environ.get(key)  # docker: a bare NAME comes from our env
     with tempfile.TemporaryFile() as context:
-        dockerfile = write_context(context, path, opts.file or "")
+        if path == "-":
+            dockerfile = stdin_context(context, opts.file or "Dockerfile")
+        else:
+            dockerfile = write_context(context, path, opts.file or "")
         context.seek(0)
         params = {
             "t": opts.tag or None,
@@ -67,6 +69,27 @@ def cmd_build(cli: Cli, argv: list[str], name: str = "build") -> int:
         except StreamError as exc:
             raise StatusError(1, str(exc)) from None
     return 0
+
+
+def stdin_context(out: BinaryIO, dockerfile: str) -> str:
+    """`build -`: stdin is a tar context (sent as it is) or a Dockerfile (sent as the only file of an
+    otherwise empty context), as docker's CLI tells them apart."""
+    import io
+
+    data = sys.stdin.buffer.read()
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)):
+            is_tar = True
+    except tarfile.TarError:
+        is_tar = False
+    if is_tar:
+        out.write(data)
+        return dockerfile
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
+    return "Dockerfile"
 
 
 def write_context(out: BinaryIO, path: str, dockerfile: str) -> str:
