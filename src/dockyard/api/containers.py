@@ -176,6 +176,28 @@ def register(router: Router, daemon: Any) -> None:
         sock.shutdown_write()
         return HIJACKED
 
+    @router.route("GET", "/containers/{id}/attach/ws")
+    def attach_ws(req: Request) -> object:
+        """attach over a WebSocket: raw output (no multiplexing, tty or not) as binary messages, the
+        client's messages as stdin, as moby's attach/ws serves browsers and tools."""
+        from dockyard.daemon.attach import AttachSession, parse_detach_keys
+
+        c = svc.get(req.params["id"])
+        keys = parse_detach_keys(req.arg("detachKeys")) if c.config.get("Tty") else b""
+        stream = req.websocket()
+        wanted = {name: req.flag(name) for name in ("stdin", "stdout", "stderr")}
+        session = AttachSession(stream, tty=True, detach_keys=keys, **wanted)  # tty=True: raw output
+        if req.flag("logs"):
+            _, entries = svc.logs(c.id, stdout=req.flag("stdout"), stderr=req.flag("stderr"), follow=False,
+                                  since=0.0, until=None, tail=None, timestamps=False)  # fmt: skip
+            for _stream, data in entries:
+                stream.sendall(data)
+        if req.flag("stream"):
+            daemon.attach_session(c, session)
+            session.done.wait()
+        stream.shutdown_write()
+        return HIJACKED
+
     @router.route("POST", "/containers/{id}/resize")
     def resize(req: Request) -> Response:
         svc.resize(req.params["id"], req.int_arg("h", 0) or 0, req.int_arg("w", 0) or 0)

@@ -14,6 +14,7 @@ import os
 import socket
 import socketserver
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -155,6 +156,10 @@ class Request:
     def hijack(self, content_type: str) -> socket.socket:
         """Switch the connection to a raw stream (docker's attach/exec protocol)."""
         return self._handler.hijack(content_type)
+
+    def websocket(self) -> WebSocketStream:
+        """Accept a WebSocket upgrade (attach/ws); the stream speaks in binary messages."""
+        return self._handler.websocket()
 
     @property
     def api_at_least(self) -> Callable[[str], bool]:
@@ -304,6 +309,76 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self._hijacked = True
         return HijackedSocket(self.connection, self.rfile)
+
+    def websocket(self) -> WebSocketStream:
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection
+        from wsproto.events import Request as WsRequest
+
+        ws = WSConnection(ConnectionType.SERVER)
+        head = self.requestline + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in self.headers.items()) + "\r\n"
+        ws.receive_data(head.encode("latin-1"))
+        if not any(isinstance(event, WsRequest) for event in ws.events()):
+            from dockyard.errors import InvalidParameter
+
+            raise InvalidParameter("a WebSocket upgrade request is expected")
+        self.wfile.write(ws.send(AcceptConnection()))
+        self.wfile.flush()
+        self._hijacked = True
+        return WebSocketStream(self.connection, self.rfile, ws)
+
+
+class WebSocketStream:
+    """A hijacked connection spoken as WebSocket (wsproto does the framing): sendall() sends one
+    binary message, recv() returns the payload of what the client sends (b"" once it closes)."""
+
+    def __init__(self, sock: socket.socket, rfile: BinaryIO, ws: Any) -> None:
+        self.sock = sock
+        self._rfile = rfile
+        self._ws = ws
+        self._lock = threading.Lock()  # one writer at a time: output and pong/close replies interleave
+
+    def _write(self, event: Any) -> None:
+        with self._lock:
+            self.sock.sendall(self._ws.send(event))
+
+    def sendall(self, data: bytes) -> None:
+        from wsproto.events import BytesMessage
+
+        self._write(BytesMessage(data=data))
+
+    def recv(self, n: int) -> bytes:
+        from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+
+        while True:
+            chunk = self._rfile.read1(n)  # type: ignore[attr-defined]
+            self._ws.receive_data(chunk or None)
+            payload = b""
+            for event in self._ws.events():
+                if isinstance(event, BytesMessage):
+                    payload += bytes(event.data)
+                elif isinstance(event, TextMessage):
+                    payload += event.data.encode()
+                elif isinstance(event, Ping):
+                    self._write(event.response())
+                elif isinstance(event, CloseConnection):
+                    with contextlib.suppress(Exception):
+                        self._write(event.response())
+                    return b""
+            if payload or not chunk:
+                return payload
+
+    def shutdown_write(self) -> None:
+        from wsproto.events import CloseConnection
+
+        with contextlib.suppress(Exception):
+            self._write(CloseConnection(code=1000))
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
 
 class HijackedSocket:
