@@ -141,62 +141,42 @@ def register(router: Router, daemon: Any) -> None:
 
         return StreamResponse(gen(), stream_type(req, tty))
 
+    def serve_attach(req: Request, c: Any, client: Any, raw: bool, keys: bytes) -> object:
+        """The rest of an attach once the connection is the client's: replay the log when asked,
+        bridge to the monitor while it streams, then end our side. `raw`: no multiplexing."""
+        from dockyard.daemon.attach import AttachSession
+
+        wanted = {name: req.flag(name) for name in ("stdin", "stdout", "stderr")}
+        session = AttachSession(client, tty=raw, detach_keys=keys, **wanted)
+        if req.flag("logs"):
+            _, entries = svc.logs(c.id, stdout=wanted["stdout"], stderr=wanted["stderr"], follow=False,
+                                  since=0.0, until=None, tail=None, timestamps=False)  # fmt: skip
+            for stream, data in entries:
+                client.sendall(data if raw else encode_frame(stream, data))
+        if req.flag("stream"):
+            daemon.attach_session(c, session)
+            session.done.wait()
+        client.shutdown_write()
+        return HIJACKED
+
     @router.route("POST", "/containers/{id}/attach")
     def attach(req: Request) -> object:
-        from dockyard.daemon.attach import AttachSession, parse_detach_keys
+        from dockyard.daemon.attach import parse_detach_keys
 
         c = svc.get(req.params["id"])
         keys = parse_detach_keys(req.arg("detachKeys"))
         tty = bool(c.config.get("Tty"))
-        sock = req.hijack(stream_type(req, tty))
-        session = AttachSession(
-            sock,
-            tty=tty,
-            stdin=req.flag("stdin"),
-            stdout=req.flag("stdout"),
-            stderr=req.flag("stderr"),
-            detach_keys=keys,
-        )
-        if req.flag("logs"):
-            _, entries = svc.logs(
-                c.id,
-                stdout=req.flag("stdout"),
-                stderr=req.flag("stderr"),
-                follow=False,
-                since=0.0,
-                until=None,
-                tail=None,
-                timestamps=False,
-            )
-            for stream, data in entries:
-                sock.sendall(data if tty else encode_frame(stream, data))
-        if req.flag("stream"):
-            daemon.attach_session(c, session)
-            session.done.wait()
-        sock.shutdown_write()
-        return HIJACKED
+        return serve_attach(req, c, req.hijack(stream_type(req, tty)), tty, keys)
 
     @router.route("GET", "/containers/{id}/attach/ws")
     def attach_ws(req: Request) -> object:
         """attach over a WebSocket: raw output (no multiplexing, tty or not) as binary messages, the
         client's messages as stdin, as moby's attach/ws serves browsers and tools."""
-        from dockyard.daemon.attach import AttachSession, parse_detach_keys
+        from dockyard.daemon.attach import parse_detach_keys
 
         c = svc.get(req.params["id"])
         keys = parse_detach_keys(req.arg("detachKeys")) if c.config.get("Tty") else b""
-        stream = req.websocket()
-        wanted = {name: req.flag(name) for name in ("stdin", "stdout", "stderr")}
-        session = AttachSession(stream, tty=True, detach_keys=keys, **wanted)  # tty=True: raw output
-        if req.flag("logs"):
-            _, entries = svc.logs(c.id, stdout=req.flag("stdout"), stderr=req.flag("stderr"), follow=False,
-                                  since=0.0, until=None, tail=None, timestamps=False)  # fmt: skip
-            for _stream, data in entries:
-                stream.sendall(data)
-        if req.flag("stream"):
-            daemon.attach_session(c, session)
-            session.done.wait()
-        stream.shutdown_write()
-        return HIJACKED
+        return serve_attach(req, c, req.websocket(), True, keys)
 
     @router.route("POST", "/containers/{id}/resize")
     def resize(req: Request) -> Response:
