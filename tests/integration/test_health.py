@@ -171,3 +171,22 @@ def test_probing_goes_on_after_a_daemon_restart(dy) -> None:  # type: ignore[no-
     last = _health(dy, name)["Log"][-1]["End"]
     assert _health(dy, name)["Status"] == "healthy"  # not reset: the container did not restart
     assert wait_until(lambda: _health(dy, name)["Log"][-1]["End"] > last)
+
+
+def test_probe_execs_do_not_pile_up(dy) -> None:  # type: ignore[no-untyped-def]
+    from dockyard.client.api import APIClient
+    from dockyard.client.errors import APIError
+
+    name = _name()
+    since = str(int(time.time()) - 1)
+    dy.out("run", "-d", "--name", name, "--health-cmd", "true", *FAST, "busybox", "sleep", "300")
+    assert wait_until(lambda: len(_health(dy, name)["Log"]) >= 3)
+    window = ["--since", since, "--until", str(int(time.time()) + 1)]
+    only = ["--filter", f"container={name}", "--filter", "event=exec_create"]
+    events = dy.out("events", *window, *only, "--format", "{{.Actor.Attributes.execID}}")
+    probe_ids = [e for e in events.split() if e]
+    assert len(probe_ids) >= 3  # each probe is an exec, visible in events as in docker
+    api = APIClient(dy.host)
+    for exec_id in probe_ids[:-1]:  # finished probes are forgotten
+        with pytest.raises(APIError):
+            api.exec_inspect(exec_id)

@@ -179,9 +179,16 @@ class ExecService:
     def run_probe(self, c: Any, cmd: list[str], timeout: float, max_output: int) -> tuple[int | None, str]:
         """A health probe: an exec as the container's user, its output (stdout and stderr, at most
         `max_output` bytes, "..." when cut) and exit code; None as the code when it outlived
-        `timeout` (then it is killed). Events and inspect see it like any exec, as in docker."""
+        `timeout` (then it is killed). Events see it like any exec, as in docker; its record is
+        dropped afterwards (one probe a second would otherwise pile up records for ever)."""
         rec = self.create(c.id, {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
-        rec = self.prepare_start(rec.id)
+        try:
+            return self._probe(c, self.prepare_start(rec.id), timeout, max_output)
+        finally:
+            with self._lock:
+                self._execs.pop(rec.id, None)
+
+    def _probe(self, c: Any, rec: ExecRecord, timeout: float, max_output: int) -> tuple[int | None, str]:
         sink = _ProbeOutput(max_output)
         run = self.start(rec, sink, tty=False)
         if run is None:  # could not start (126/127): what docker reports is the start error
