@@ -195,12 +195,15 @@ class Compose:
         """`compose build`: the service's build context through the daemon's builder."""
         import tempfile
 
-        from dockyard.cli.build import write_context
+        from dockyard.build.context import ContextError, write_context
 
         spec = service["build"]
         self.say(f" {name} Building")
         with tempfile.TemporaryFile() as context:
-            dockerfile = write_context(context, spec["context"], spec.get("dockerfile") or "")
+            try:
+                dockerfile = write_context(context, spec["context"], spec.get("dockerfile") or "")
+            except ContextError as exc:
+                raise ComposeError(f"failed to build {name}: {exc}") from None
             context.seek(0)
             params = {
                 "t": [image],
